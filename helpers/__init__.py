@@ -1,0 +1,50 @@
+"""Shared code for the CIFAR-10 CNN series: only what two or more notebooks use.
+
+    from helpers import load_cifar10, convert_data_format, build_article_model
+"""
+import os as _os
+import sys as _sys
+from contextlib import contextmanager as _contextmanager
+
+_os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@_contextmanager
+def _quiet_stderr():
+    """Silence the C++ start-up notes TensorFlow writes straight to stderr on import
+    ("Could not find cuda drivers...", absl's InitializeLog warning). They are printed
+    before TF_CPP_MIN_LOG_LEVEL takes effect and would show in every notebook."""
+    try:
+        _sys.stderr.flush()
+        saved = _os.dup(2)
+    except (OSError, ValueError, AttributeError):  # no real stderr: nothing to silence
+        yield
+        return
+    devnull = _os.open(_os.devnull, _os.O_WRONLY)
+    _os.dup2(devnull, 2)
+    try:
+        yield
+    finally:
+        _os.dup2(saved, 2)
+        _os.close(devnull)
+        _os.close(saved)
+
+
+with _quiet_stderr():
+    import keras as _keras  # noqa: F401  (imports the backend once, quietly)
+    if _keras.backend.backend() == "tensorflow":
+        import tensorflow as _tf  # noqa: F401
+
+from .artifacts import MissingArtifactError, load_best_model, load_history, save_history
+from .data import (CLASS_NAMES, NUM_CLASSES, CIFAR10DataError, convert_data_format,
+                   describe_source, load_cifar10)
+from .model import build_article_model
+from .plots import class_titles, plot_history, plot_image_grid, use_series_style
+from .settings import RunSettings, get_settings, split_train_val
+
+__all__ = [
+    "CLASS_NAMES", "NUM_CLASSES", "CIFAR10DataError", "MissingArtifactError", "RunSettings",
+    "build_article_model", "class_titles", "convert_data_format", "describe_source",
+    "get_settings", "load_best_model", "load_cifar10", "load_history", "plot_history",
+    "plot_image_grid", "save_history", "split_train_val", "use_series_style",
+]

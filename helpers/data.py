@@ -1,0 +1,249 @@
+"""Loading CIFAR-10 (online or from a local copy) and the article's format conversion.
+
+`load_cifar10()` returns exactly what `keras.datasets.cifar10.load_data()` returns:
+uint8 images of shape (N, 32, 32, 3) and uint8 labels of shape (N, 1), 50,000 for
+training and 10,000 for testing. A local copy is read from, in this order, the
+`path` argument or the `CIFAR10_PATH` environment variable; without either, Keras
+downloads the official archive once and caches it under ~/.keras/datasets.
+
+The official files are Python pickles, and unpickling can run arbitrary code, so
+the reader below accepts only what the CIFAR-10 batches really contain: dicts,
+lists, strings, numbers and numpy arrays. Anything else is refused.
+"""
+from __future__ import annotations
+
+import io
+import os
+import pickle
+import tarfile
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer",
+               "dog", "frog", "horse", "ship", "truck")
+NUM_CLASSES = len(CLASS_NAMES)
+
+FOLDER = "cifar-10-batches-py"
+ARCHIVE = "cifar-10-python.tar.gz"
+TRAIN_FILES = tuple(f"data_batch_{i}" for i in range(1, 6))
+TEST_FILE = "test_batch"
+N_TRAIN, N_TEST = 50_000, 10_000
+PIXELS = 32 * 32 * 3
+
+FIX = ("Point CIFAR10_PATH (or the path argument) at a complete copy: the "
+       f"'{FOLDER}' folder, the folder that holds it, or the official '{ARCHIVE}'. "
+       "A fresh copy comes from https://www.cs.toronto.edu/~kriz/cifar.html.")
+
+# The only globals a CIFAR-10 batch may name: numpy's array reconstruction.
+_ALLOWED_GLOBALS = {
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+}
+
+
+class CIFAR10DataError(ValueError):
+    """A local CIFAR-10 copy is missing, damaged or not what it claims to be."""
+
+
+class _BatchUnpickler(pickle.Unpickler):
+    def __init__(self, file, source):
+        super().__init__(file, encoding="bytes")
+        self.source = source
+
+    def find_class(self, module, name):
+        if (module, name) not in _ALLOWED_GLOBALS:
+            raise CIFAR10DataError(
+                f"{self.source}: refused to unpickle it, because it references "
+                f"'{module}.{name}'. A real CIFAR-10 batch only holds numpy arrays, "
+                "and loading anything else could run code. " + FIX)
+        if module == "numpy.core.multiarray":  # pickles written by numpy 1.x
+            module = "numpy._core.multiarray"
+        return super().find_class(module, name)
+
+
+def _text(key):
+    return key.decode() if isinstance(key, bytes) else key
+
+
+def _read_batch(raw: bytes, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """Unpickle and validate one batch; return uint8 images (n, 32, 32, 3) and labels (n,)."""
+    if not raw:
+        raise CIFAR10DataError(f"{source}: the file is empty. " + FIX)
+    try:
+        batch = _BatchUnpickler(io.BytesIO(raw), source).load()
+    except CIFAR10DataError:
+        raise
+    except (EOFError, pickle.UnpicklingError, ValueError, TypeError,
+            AttributeError, IndexError, KeyError, MemoryError) as err:
+        raise CIFAR10DataError(
+            f"{source}: could not be read as a CIFAR-10 batch; it is truncated or not "
+            f"a pickle at all ({type(err).__name__}: {err}). " + FIX) from None
+    if not isinstance(batch, dict):
+        raise CIFAR10DataError(
+            f"{source}: holds a {type(batch).__name__}, not the dict of a CIFAR-10 batch. " + FIX)
+    batch = {_text(k): v for k, v in batch.items()}
+    missing = {"data", "labels"} - batch.keys()
+    if missing:
+        raise CIFAR10DataError(
+            f"{source}: has no {' or '.join(sorted(missing))!s} entry (keys found: "
+            f"{', '.join(sorted(map(str, batch)))}); it is not a CIFAR-10 batch. " + FIX)
+    data = batch["data"]
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
+            or data.shape[1] != PIXELS:
+        found = (f"{data.dtype} array of shape {data.shape}" if isinstance(data, np.ndarray)
+                 else type(data).__name__)
+        raise CIFAR10DataError(
+            f"{source}: 'data' should be a uint8 array of shape (n, {PIXELS}), "
+            f"one row of 32x32x3 pixels per image, but is a {found}. " + FIX)
+    try:
+        labels = np.asarray(batch["labels"], dtype=np.int64).reshape(-1)
+    except (TypeError, ValueError):
+        raise CIFAR10DataError(f"{source}: 'labels' is not a list of whole numbers. " + FIX) from None
+    if len(labels) != len(data):
+        raise CIFAR10DataError(
+            f"{source}: has {len(data)} images but {len(labels)} labels. " + FIX)
+    bad = labels[(labels < 0) | (labels >= NUM_CLASSES)]
+    if bad.size:
+        raise CIFAR10DataError(
+            f"{source}: has labels outside 0-9 (for example {int(bad[0])}); "
+            "CIFAR-10 has ten classes numbered 0 to 9. " + FIX)
+    # rows hold the 1024 red values, then green, then blue: (n, 3, 32, 32) -> (n, 32, 32, 3)
+    images = data.reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+    return images, labels.astype(np.uint8)
+
+
+def _assemble(parts, source, expected, what):
+    images = np.concatenate([p[0] for p in parts])
+    labels = np.concatenate([p[1] for p in parts]).reshape(-1, 1)
+    if len(images) != expected:
+        raise CIFAR10DataError(
+            f"{source}: the {what} files hold {len(images):,} images; CIFAR-10 has "
+            f"{expected:,}. The copy is incomplete or not CIFAR-10. " + FIX)
+    return np.ascontiguousarray(images), labels
+
+
+def _load_from_folder(folder: Path):
+    parts = {}
+    for name in TRAIN_FILES + (TEST_FILE,):
+        file = folder / name
+        if not file.is_file():
+            raise CIFAR10DataError(
+                f"{file}: batch file missing (a copy needs {', '.join(TRAIN_FILES)} "
+                f"and {TEST_FILE}). " + FIX)
+        parts[name] = _read_batch(file.read_bytes(), str(file))
+    return (_assemble([parts[n] for n in TRAIN_FILES], folder, N_TRAIN, "training"),
+            _assemble([parts[TEST_FILE]], folder, N_TEST, "test"))
+
+
+def _member_is_safe(member: tarfile.TarInfo) -> bool:
+    path = PurePosixPath(member.name)
+    return (not path.is_absolute() and ".." not in path.parts
+            and not member.issym() and not member.islnk() and not member.isdev())
+
+
+def _load_from_archive(archive: Path):
+    parts = {}
+    try:
+        with tarfile.open(archive, "r:*") as tar:
+            members = tar.getmembers()
+            unsafe = [m.name for m in members if not _member_is_safe(m)]
+            if unsafe:
+                raise CIFAR10DataError(
+                    f"{archive}: refused, because member '{unsafe[0]}' would land outside "
+                    "the archive's folder (an absolute path, '..' or a link). The official "
+                    "archive has no such member; this one may be malicious. " + FIX)
+            by_name = {PurePosixPath(m.name).name: m for m in members
+                       if m.isfile() and PurePosixPath(m.name).parent.name == FOLDER}
+            for name in TRAIN_FILES + (TEST_FILE,):
+                if name not in by_name:
+                    raise CIFAR10DataError(
+                        f"{archive}: has no member '{FOLDER}/{name}'; it is not the "
+                        "official CIFAR-10 python archive, or it is incomplete. " + FIX)
+                raw = tar.extractfile(by_name[name]).read()
+                parts[name] = _read_batch(raw, f"{archive}:{FOLDER}/{name}")
+    except CIFAR10DataError:
+        raise
+    except (tarfile.TarError, EOFError, OSError, ValueError) as err:
+        raise CIFAR10DataError(
+            f"{archive}: the archive is corrupt or truncated ({type(err).__name__}: {err}). "
+            "Download it again or unpack a good copy. " + FIX) from None
+    return (_assemble([parts[n] for n in TRAIN_FILES], archive, N_TRAIN, "training"),
+            _assemble([parts[TEST_FILE]], archive, N_TEST, "test"))
+
+
+def resolve_local_copy(path) -> Path:
+    """Find the batch folder or archive that `path` points at (folder, its parent or archive)."""
+    path = Path(path).expanduser()
+    if not path.exists():
+        raise CIFAR10DataError(f"{path}: no such file or folder. " + FIX)
+    if path.is_file():
+        return path
+    if (path / FOLDER).is_dir():
+        return path / FOLDER
+    if (path / ARCHIVE).is_file() and not (path / TRAIN_FILES[0]).exists():
+        return path / ARCHIVE
+    if any((path / n).exists() for n in TRAIN_FILES + (TEST_FILE,)):
+        return path
+    raise CIFAR10DataError(
+        f"{path}: holds no CIFAR-10 copy (expected {', '.join(TRAIN_FILES)} and "
+        f"{TEST_FILE}, a '{FOLDER}' folder, or '{ARCHIVE}'). " + FIX)
+
+
+def describe_source(path=None) -> str:
+    """Say in words where `load_cifar10(path)` will read the data from."""
+    path = path or os.environ.get("CIFAR10_PATH")
+    if path:
+        return f"local copy: {resolve_local_copy(path)}"
+    return "keras.datasets.cifar10 (downloaded once, then cached in ~/.keras/datasets)"
+
+
+def load_cifar10(path=None):
+    """Load CIFAR-10 as ``(x_train, y_train), (x_test, y_test)``.
+
+    Same arrays as ``keras.datasets.cifar10.load_data()``: uint8 images (N, 32, 32, 3)
+    and uint8 labels (N, 1), N = 50,000 / 10,000. `path` (or the environment variable
+    CIFAR10_PATH) may name a ``cifar-10-batches-py`` folder, its parent, or the official
+    ``cifar-10-python.tar.gz``; without one, Keras downloads and caches the data.
+    Raises CIFAR10DataError, naming the file and the fix, for any bad local copy.
+    """
+    path = path or os.environ.get("CIFAR10_PATH")
+    if path:
+        source = resolve_local_copy(path)
+        return _load_from_archive(source) if source.is_file() else _load_from_folder(source)
+    import keras
+    try:
+        return keras.datasets.cifar10.load_data()
+    except Exception as err:  # no network, blocked download, broken cache
+        raise CIFAR10DataError(
+            f"Downloading CIFAR-10 through keras.datasets failed ({type(err).__name__}: "
+            f"{err}). On a machine without internet, copy the official '{ARCHIVE}' (or its "
+            f"'{FOLDER}' folder) there and set CIFAR10_PATH to it.") from err
+
+
+def convert_data_format(x, y, num_classes=NUM_CLASSES):
+    """The article's conversion, done right: images to float32 in [0, 1], labels one-hot.
+
+    Divides by 255, the largest value a uint8 pixel can hold, so training and test
+    images get the same scale whatever they contain (the article divided each set
+    by its own maximum). float32, not float64: half the memory, and Keras computes
+    in float32 anyway.
+    """
+    import keras
+
+    x = np.asarray(x)
+    if x.dtype != np.uint8:
+        raise TypeError(f"convert_data_format expects the uint8 images load_cifar10() returns, "
+                        f"got {x.dtype}; convert each array once, from the raw data.")
+    x = x.astype("float32")
+    x /= 255.0  # in place: no second full-size copy
+    y = keras.utils.to_categorical(np.asarray(y).reshape(-1), num_classes).astype("float32")
+    return x, y
+
+
+if __name__ == "__main__":  # `python -m helpers.data`: fetch (or check) the data once
+    (xt, yt), (xs, ys) = load_cifar10()
+    print(f"CIFAR-10 ready ({describe_source()}): {xt.shape[0]:,} training and "
+          f"{xs.shape[0]:,} test images")

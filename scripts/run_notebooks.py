@@ -1,0 +1,76 @@
+"""Run the series headless, in order, and stop at the first cell that fails.
+
+    python scripts/run_notebooks.py            # executed copies -> <artifacts>/executed/
+    python scripts/run_notebooks.py --inplace  # maintainers: refresh the stored outputs
+
+Quick or full mode, and the artifacts folder, come from the environment
+(CIFAR10_QUICK, CIFAR10_ARTIFACTS) as in the notebooks themselves. Output the
+notebooks print (data sources, one line per training epoch) is echoed as it comes.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+from helpers.settings import get_settings  # noqa: E402
+
+
+class EchoingClient(NotebookClient):
+    """A NotebookClient that also prints each cell's text output as it arrives."""
+
+    def output(self, outs, msg, display_id, cell_index):
+        if msg["msg_type"] == "stream":
+            text = msg["content"].get("text", "")
+            print("    " + text.rstrip("\n").replace("\n", "\n    "), flush=True)
+        return super().output(outs, msg, display_id, cell_index)
+
+
+def run(paths, inplace: bool, timeout: int) -> int:
+    settings = get_settings()
+    out_dir = settings.artifacts / "executed"
+    print(f"Running {len(paths)} notebook(s) in {settings.describe()}", flush=True)
+    started = time.perf_counter()
+    for path in paths:
+        nb = nbformat.read(path, as_version=4)
+        client = EchoingClient(nb, timeout=timeout, kernel_name="python3",
+                               resources={"metadata": {"path": str(path.parent)}})
+        print(f"\n=== {path.name}", flush=True)
+        t0 = time.perf_counter()
+        try:
+            client.execute()
+        except CellExecutionError as err:
+            print(f"\nFAILED in {path.name}:\n{err}", file=sys.stderr)
+            return 1
+        target = path if inplace else out_dir / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, target)
+        print(f"=== {path.name}: done in {time.perf_counter() - t0:.0f} s -> {target}", flush=True)
+    print(f"\nAll {len(paths)} notebook(s) ran in {time.perf_counter() - started:.0f} s.")
+    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("notebooks", nargs="*", type=Path,
+                    help="notebooks to run (default: notebooks/*.ipynb in order)")
+    ap.add_argument("--inplace", action="store_true",
+                    help="write the outputs back into the notebooks themselves")
+    ap.add_argument("--timeout", type=int, default=3600, help="seconds one cell may take")
+    args = ap.parse_args()
+    paths = [p.resolve() for p in args.notebooks] or sorted((REPO / "notebooks").glob("[0-9]*.ipynb"))
+    if not paths:
+        print("No notebooks found in notebooks/.", file=sys.stderr)
+        return 1
+    return run(paths, args.inplace, args.timeout)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

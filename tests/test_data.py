@@ -1,0 +1,221 @@
+"""The loader: every source it accepts gives the same real arrays; every bad copy a clear error."""
+import io
+import os
+import pickle
+import tarfile
+
+import numpy as np
+import pytest
+
+from helpers import CLASS_NAMES, CIFAR10DataError, load_cifar10
+from helpers.data import FOLDER, TEST_FILE, TRAIN_FILES
+
+
+def _pickled(obj) -> bytes:
+    return pickle.dumps(obj, protocol=3)
+
+
+def _batch(n=10_000, data=None, labels=None, **extra) -> bytes:
+    data = np.zeros((n, 3072), np.uint8) if data is None else data
+    labels = [i % 10 for i in range(len(data))] if labels is None else labels
+    return _pickled({b"batch_label": b"x", b"labels": labels, b"data": data, **extra})
+
+
+# ---------------------------------------------------------------- good sources
+def test_folder_gives_keras_shapes_dtypes_and_counts(real_data):
+    (x_train, y_train), (x_test, y_test) = real_data
+    assert x_train.shape == (50_000, 32, 32, 3) and x_train.dtype == np.uint8
+    assert y_train.shape == (50_000, 1) and y_train.dtype == np.uint8
+    assert x_test.shape == (10_000, 32, 32, 3) and x_test.dtype == np.uint8
+    assert y_test.shape == (10_000, 1) and y_test.dtype == np.uint8
+    assert np.bincount(y_train.ravel()).tolist() == [5_000] * 10
+    assert np.bincount(y_test.ravel()).tolist() == [1_000] * 10
+    assert len(CLASS_NAMES) == 10 and CLASS_NAMES[3] == "cat"
+
+
+def test_channel_order_matches_the_official_layout(batch_dir, real_data):
+    """Row i of a batch holds 1024 red, then 1024 green, then 1024 blue values."""
+    with open(batch_dir / TRAIN_FILES[0], "rb") as f:
+        raw = pickle.load(f, encoding="bytes")[b"data"][0]
+    image = real_data[0][0][0]
+    assert np.array_equal(image[..., 0].ravel(), raw[:1024])     # red
+    assert np.array_equal(image[..., 2].ravel(), raw[2048:])     # blue
+    assert image[0, 1, 0] == raw[1]                              # row-major: (row 0, col 1)
+
+
+def test_parent_folder_archive_and_env_var_give_the_same_arrays(batch_dir, real_data, tmp_path,
+                                                                  monkeypatch):
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz", compresslevel=1) as tar:
+        for name in TRAIN_FILES + (TEST_FILE,):
+            tar.add(batch_dir / name, arcname=f"{FOLDER}/{name}")
+    (x, y), (xt, yt) = real_data
+    for source in (batch_dir.parent, archive):
+        (x2, y2), (xt2, yt2) = load_cifar10(source)
+        assert np.array_equal(x, x2) and np.array_equal(y, y2)
+        assert np.array_equal(xt, xt2) and np.array_equal(yt, yt2)
+    monkeypatch.setenv("CIFAR10_PATH", str(archive))
+    (_, y3), _ = load_cifar10()
+    assert np.array_equal(y, y3)
+
+
+def test_without_a_local_copy_it_asks_keras(monkeypatch):
+    import keras
+    sentinel = ((np.zeros(1),) * 2,) * 2
+    monkeypatch.delenv("CIFAR10_PATH", raising=False)
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", lambda: sentinel)
+    assert load_cifar10() is sentinel
+
+
+def test_failed_download_says_how_to_work_offline(monkeypatch):
+    import keras
+
+    def offline():
+        raise Exception("URL fetch failure on https://www.cs.toronto.edu/...: None -- "
+                        "[Errno -3] Temporary failure in name resolution")
+    monkeypatch.delenv("CIFAR10_PATH", raising=False)
+    monkeypatch.setattr(keras.datasets.cifar10, "load_data", offline)
+    with pytest.raises(CIFAR10DataError, match=r"Downloading CIFAR-10.*failed.*set CIFAR10_PATH"):
+        load_cifar10()
+
+
+# ---------------------------------------------------------------- bad local copies
+def test_missing_path(tmp_path):
+    with pytest.raises(CIFAR10DataError, match=r"nowhere: no such file or folder.*CIFAR10_PATH"):
+        load_cifar10(tmp_path / "nowhere")
+
+
+def test_folder_without_any_copy(tmp_path):
+    with pytest.raises(CIFAR10DataError, match=r"holds no CIFAR-10 copy"):
+        load_cifar10(tmp_path)
+
+
+def test_missing_batch_file(copy_with):
+    folder = copy_with({"data_batch_3": None})
+    with pytest.raises(CIFAR10DataError, match=r"data_batch_3: batch file missing"):
+        load_cifar10(folder)
+
+
+def test_truncated_file(copy_with, batch_dir):
+    half = (batch_dir / "data_batch_1").read_bytes()[:1_000_000]
+    with pytest.raises(CIFAR10DataError, match=r"data_batch_1: could not be read.*truncated"):
+        load_cifar10(copy_with({"data_batch_1": half}))
+
+
+def test_empty_file(copy_with):
+    with pytest.raises(CIFAR10DataError, match=r"test_batch: the file is empty"):
+        load_cifar10(copy_with({"test_batch": b""}))
+
+
+def test_not_a_pickle(copy_with):
+    with pytest.raises(CIFAR10DataError, match=r"data_batch_1: could not be read.*not a pickle"):
+        load_cifar10(copy_with({"data_batch_1": b"<html>404 Not Found</html>" * 100}))
+
+
+def test_unexpected_keys(copy_with):
+    bad = _pickled({b"images": np.zeros((10, 3072), np.uint8)})
+    with pytest.raises(CIFAR10DataError, match=r"has no data or labels entry \(keys found: images\)"):
+        load_cifar10(copy_with({"data_batch_2": bad}))
+
+
+def test_wrong_array_shape(copy_with):
+    bad = _batch(data=np.zeros((10_000, 32, 32, 3), np.uint8))
+    with pytest.raises(CIFAR10DataError, match=r"'data' should be a uint8 array of shape \(n, 3072\)"
+                                               r".*shape \(10000, 32, 32, 3\)"):
+        load_cifar10(copy_with({"data_batch_1": bad}))
+
+
+def test_wrong_dtype(copy_with):
+    bad = _batch(data=np.zeros((10_000, 3072), np.float64))
+    with pytest.raises(CIFAR10DataError, match=r"but is a float64 array"):
+        load_cifar10(copy_with({"data_batch_1": bad}))
+
+
+def test_labels_outside_0_to_9(copy_with):
+    bad = _batch(labels=[10] * 10_000)
+    with pytest.raises(CIFAR10DataError, match=r"labels outside 0-9 \(for example 10\)"):
+        load_cifar10(copy_with({"data_batch_4": bad}))
+
+
+def test_labels_and_images_disagree(copy_with):
+    bad = _batch(labels=[1] * 9_999)
+    with pytest.raises(CIFAR10DataError, match=r"10000 images but 9999 labels"):
+        load_cifar10(copy_with({"data_batch_1": bad}))
+
+
+def test_wrong_number_of_images(copy_with):
+    with pytest.raises(CIFAR10DataError, match=r"training files hold 49,000 images; CIFAR-10 has 50,000"):
+        load_cifar10(copy_with({"data_batch_5": _batch(n=9_000)}))
+
+
+class _RunsCode:
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_pickle_that_would_run_code_is_refused(copy_with, tmp_path):
+    marker = tmp_path / "code-ran"
+    evil = _pickled({b"data": np.zeros((10_000, 3072), np.uint8), b"labels": _RunsCode(marker)})
+    assert b"system" in evil  # the payload is really in the file
+    with pytest.raises(CIFAR10DataError, match=r"refused to unpickle.*'posix.system'"):
+        load_cifar10(copy_with({"data_batch_1": evil}))
+    assert not marker.exists(), "the crafted pickle ran code"
+
+
+def test_pickle_with_any_other_global_is_refused(copy_with):
+    bad = _pickled({b"data": np.zeros((2, 3072), np.uint8), b"labels": [1, 2],
+                    b"when": __import__("datetime").date(2009, 1, 1)})
+    with pytest.raises(CIFAR10DataError, match=r"refused to unpickle.*'datetime.date'"):
+        load_cifar10(copy_with({"data_batch_1": bad}))
+
+
+def test_corrupt_archive(tmp_path):
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    archive.write_bytes(b"\x1f\x8b\x08\x00" + b"garbage" * 1000)
+    with pytest.raises(CIFAR10DataError, match=r"cifar-10-python.tar.gz: the archive is corrupt"):
+        load_cifar10(archive)
+
+
+def test_truncated_archive(batch_dir, tmp_path):
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz", compresslevel=1) as tar:
+        for name in TRAIN_FILES + (TEST_FILE,):
+            tar.add(batch_dir / name, arcname=f"{FOLDER}/{name}")
+    archive.write_bytes(archive.read_bytes()[: archive.stat().st_size // 2])
+    with pytest.raises(CIFAR10DataError, match=r"corrupt or truncated"):
+        load_cifar10(archive)
+
+
+@pytest.mark.parametrize("member", ["../evil.py", "/etc/evil", f"{FOLDER}/../../evil"])
+def test_archive_member_outside_its_folder_is_refused(tmp_path, member):
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo(member)
+        info.size = 4
+        tar.addfile(info, io.BytesIO(b"evil"))
+    with pytest.raises(CIFAR10DataError, match=r"member '.*evil.*' would land outside"):
+        load_cifar10(archive)
+    assert not (tmp_path.parent / "evil.py").exists()
+
+
+def test_archive_link_member_is_refused(tmp_path):
+    archive = tmp_path / "cifar-10-python.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo(f"{FOLDER}/data_batch_1")
+        info.type, info.linkname = tarfile.SYMTYPE, "/etc/passwd"
+        tar.addfile(info)
+    with pytest.raises(CIFAR10DataError, match=r"would land outside.*a link"):
+        load_cifar10(archive)
+
+
+def test_archive_without_batches(tmp_path):
+    archive = tmp_path / "other.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        info = tarfile.TarInfo("README")
+        info.size = 2
+        tar.addfile(info, io.BytesIO(b"hi"))
+    with pytest.raises(CIFAR10DataError, match=rf"has no member '{FOLDER}/data_batch_1'"):
+        load_cifar10(archive)

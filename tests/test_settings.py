@@ -1,0 +1,46 @@
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from helpers import get_settings, split_train_val
+
+
+def test_full_mode_is_the_article(monkeypatch, tmp_path):
+    monkeypatch.setenv("CIFAR10_QUICK", "0")
+    monkeypatch.setenv("CIFAR10_ARTIFACTS", str(tmp_path))
+    s = get_settings()
+    assert (s.quick, s.epochs, s.batch_size, s.n_train + s.n_val) == (False, 10, 32, 50_000)
+    assert s.model_path == tmp_path / "best_model.keras"
+    assert "full mode" in s.describe()
+
+
+def test_quick_mode_never_shares_a_folder_with_full_mode(monkeypatch, tmp_path):
+    monkeypatch.setenv("CIFAR10_ARTIFACTS", str(tmp_path))
+    monkeypatch.setenv("CIFAR10_QUICK", "1")
+    quick = get_settings()
+    monkeypatch.delenv("CIFAR10_QUICK")
+    full = get_settings()
+    assert quick.quick and not full.quick
+    assert quick.model_path != full.model_path and quick.history_path != full.history_path
+    assert quick.epochs * quick.n_train <= 25_000   # about a minute of training on 2 cores
+
+
+def test_default_artifacts_folder_is_in_the_repository(monkeypatch):
+    monkeypatch.delenv("CIFAR10_ARTIFACTS", raising=False)
+    monkeypatch.delenv("CIFAR10_QUICK", raising=False)
+    assert get_settings().artifacts == Path(__file__).resolve().parent.parent / "artifacts"
+
+
+def test_unclear_quick_flag_is_an_error(monkeypatch):
+    monkeypatch.setenv("CIFAR10_QUICK", "fast")
+    with pytest.raises(ValueError, match=r"CIFAR10_QUICK='fast' is not understood; use CIFAR10_QUICK=1"):
+        get_settings()
+
+
+def test_validation_is_the_tail_of_the_training_set(monkeypatch):
+    monkeypatch.setenv("CIFAR10_QUICK", "0")
+    x, y = np.arange(50_000), np.arange(50_000) % 10
+    (xt, _), (xv, _) = split_train_val(x, y, get_settings())
+    assert len(xt) == 45_000 and len(xv) == 5_000
+    assert xv[0] == 45_000 and not set(xt) & set(xv)
