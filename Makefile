@@ -3,7 +3,9 @@
 #   make run           run notebooks 01-04 headless at the article's settings
 #   make run QUICK=1   the same in quick mode (a few minutes on a laptop)
 #   make test          unit tests + nbval over the notebooks (quick mode, temp folder)
+#   make test-browser  the notebooks in JupyterLab in headless Chromium (needs apt chromium)
 #   make lab           open the series in JupyterLab with this environment's kernel
+#   make bench         measure the series on this machine (prints a table)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -14,7 +16,7 @@ ifdef QUICK
 export CIFAR10_QUICK := $(QUICK)
 endif
 
-.PHONY: install data run test lab notebooks clean
+.PHONY: install data run test test-browser lab notebooks bench clean
 
 install: $(STAMP)
 
@@ -23,6 +25,7 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -r requirements.txt
 	$(BIN)/python -m pip install --quiet --no-deps -e .
+	$(BIN)/python -m ipykernel install --sys-prefix --name cifar10-cnn --display-name "CIFAR-10 CNN (.venv)"
 	@touch $(STAMP)
 
 # Reads the local copy named by CIFAR10_PATH, or downloads CIFAR-10 once into
@@ -36,12 +39,25 @@ run: data
 test: data
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=900 tests notebooks
 
+# JupyterLab in headless Chromium runs every notebook (quick mode). Needs Debian's
+# chromium package (/usr/bin/chromium); installs Playwright into .venv.
+test-browser: data $(VENV)/.browser
+	$(BIN)/python -m pytest -m browser tests/browser
+
+$(VENV)/.browser: $(STAMP)
+	$(BIN)/python -m pip install --quiet "playwright~=1.65.2"
+	@touch $@
+
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/
+	$(BIN)/jupyter lab notebooks/ $(if $(filter 0,$(shell id -u)),--allow-root)
 
 # Maintainers: refresh the outputs stored in notebooks/ with a full run.
 notebooks: data
 	$(BIN)/python scripts/run_notebooks.py --inplace
+
+# Measure load, conversion, training, prediction and the quick series on this machine.
+bench: data
+	$(BIN)/python scripts/bench.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

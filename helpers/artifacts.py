@@ -44,9 +44,20 @@ def load_history(settings: RunSettings) -> dict:
     return json.loads(settings.history_path.read_text())
 
 
-def load_best_model(settings: RunSettings):
-    """The best checkpoint notebook 03 saved (lowest validation loss)."""
+def load_best_model(settings: RunSettings, input_shape=(32, 32, 3), num_classes=10):
+    """The best checkpoint notebook 03 saved (lowest validation loss).
+
+    Refuses, with a clear message, a model that does not take CIFAR-10 images or
+    does not output one probability per class.
+    """
     import keras
 
     _require(settings.model_path, "the best model", settings)
-    return keras.models.load_model(settings.model_path)
+    model = keras.models.load_model(settings.model_path)
+    expected_in, expected_out = (None, *input_shape), (None, num_classes)
+    if tuple(model.input_shape) != expected_in or tuple(model.output_shape) != expected_out:
+        raise ValueError(
+            f"{settings.model_path} takes inputs {model.input_shape} and gives outputs "
+            f"{model.output_shape}, but CIFAR-10 needs {expected_in} -> {expected_out}. It is not "
+            "a model of this series: re-run notebook 03 to write a new one.")
+    return model

@@ -31,5 +31,16 @@ def build_article_model(input_shape=(32, 32, 3), num_classes=10, seed=None):
         ],
         name="article_cnn",
     )
-    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"])
+    model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"],
+                  jit_compile=_xla())
     return model
+
+
+def _xla():
+    """Compile training steps with XLA where it pays off.
+
+    Keras leaves XLA off for TensorFlow on a CPU-only machine ("auto"); measured on a
+    2-core CPU, it halves the time per training step of this model (the big Dense
+    layer's Adam update is fused). JAX always compiles; PyTorch keeps its default.
+    """
+    return True if keras.backend.backend() == "tensorflow" else "auto"

@@ -40,7 +40,8 @@ def run(paths, inplace: bool, timeout: int) -> int:
     started = time.perf_counter()
     for path in paths:
         nb = nbformat.read(path, as_version=4)
-        client = EchoingClient(nb, timeout=timeout, kernel_name="python3",
+        # the kernel named in the notebook: cifar10-cnn, this project's .venv (make install)
+        client = EchoingClient(nb, timeout=timeout,
                                resources={"metadata": {"path": str(path.parent)}})
         print(f"\n=== {path.name}", flush=True)
         t0 = time.perf_counter()

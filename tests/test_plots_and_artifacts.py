@@ -51,3 +51,18 @@ def test_history_round_trip_and_missing_artifacts(monkeypatch, tmp_path):
         assert loaded[key] == pytest.approx(values)
     assert json.loads(s.history_path.read_text()) == loaded
     assert not list(s.artifacts.glob(".history-*"))   # no temporary file left behind
+
+
+def test_a_model_of_the_wrong_shape_is_refused(monkeypatch, tmp_path):
+    import keras
+
+    monkeypatch.setenv("CIFAR10_ARTIFACTS", str(tmp_path))
+    monkeypatch.setenv("CIFAR10_QUICK", "1")
+    s = get_settings()
+    s.artifacts.mkdir(parents=True)
+    mnist_like = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(),
+                                   keras.layers.Dense(10, activation="softmax")])
+    mnist_like.save(s.model_path)
+    with pytest.raises(ValueError, match=r"takes inputs \(None, 28, 28, 1\).*CIFAR-10 needs "
+                                         r"\(None, 32, 32, 3\) -> \(None, 10\).*re-run notebook 03"):
+        load_best_model(s)
