@@ -12,6 +12,9 @@ from pathlib import Path
 
 import pytest
 
+# The browser test's deliberately failing notebook is not one for nbval to run.
+collect_ignore_glob = ["tests/browser/*.ipynb"]
+
 KERAS_CACHE = Path("~/.keras/datasets/cifar-10-batches-py-target/cifar-10-batches-py").expanduser()
 _tmp = None
 
