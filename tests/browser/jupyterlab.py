@@ -112,6 +112,7 @@ def jupyter_lab(root: Path, scratch: Path):
         log.close()
 
 
+_PANEL = ".jp-NotebookPanel:not(.lm-mod-hidden)"
 _CELLS_JS = """
 () => Array.from(document.querySelectorAll('.jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell')).map((cell, i) => ({
   index: i,
@@ -147,8 +148,9 @@ def run_notebook(browser, lab: Lab, name: str, screenshot: Path) -> Result:
     page.on("console", lambda m: result.console_errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: result.console_errors.append(f"page error: {e}"))
     try:
-        page.goto(f"{lab.url}/lab/tree/{name}?token={lab.token}")
-        page.wait_for_selector(".jp-NotebookPanel .jp-Notebook .jp-Cell", timeout=60_000)
+        # a workspace of its own per notebook, so no tab of the previous one is restored
+        page.goto(f"{lab.url}/lab/workspaces/{Path(name).stem}/tree/{name}?reset&token={lab.token}")
+        page.wait_for_selector(f"{_PANEL} .jp-Notebook .jp-Cell", timeout=60_000)
         session = _wait_idle(lab, name, 120)
         spec = lab.api("/api/kernelspecs")["kernelspecs"].get(session["kernel"]["name"], {})
         result.kernel_name = session["kernel"]["name"]
@@ -192,9 +194,13 @@ def run_notebook(browser, lab: Lab, name: str, screenshot: Path) -> Result:
         result.problem = problem
     finally:
         try:
-            height = page.evaluate("() => document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) "
-                                   ".jp-WindowedPanel-outer, .jp-NotebookPanel .jp-Notebook').scrollHeight")
+            height = page.evaluate("() => (document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) "
+                                   ".jp-WindowedPanel-outer') || document.body).scrollHeight")
             page.set_viewport_size({"width": 1400, "height": int(min(max(height + 150, 1000), 32_000))})
+            page.wait_for_timeout(500)
+            # Run All leaves the notebook scrolled to its end: show it from the top
+            page.evaluate("() => { const s = document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) "
+                          ".jp-WindowedPanel-outer'); if (s) s.scrollTop = 0; }")
             page.wait_for_timeout(500)
             page.screenshot(path=str(screenshot), full_page=True)
         finally:
