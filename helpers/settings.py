@@ -1,7 +1,7 @@
 """Run settings: the article's (full mode) or a classroom/CI quick mode, read once.
 
 Environment variables:
-  CIFAR10_QUICK=1        quick mode: a 4,000-image training subset, 2 epochs
+  CIFAR10_QUICK=1        quick mode: a 3,000-image training subset, 2 epochs
   CIFAR10_ARTIFACTS=DIR  where models, histories and executed notebooks go
                          (default: artifacts/ in the repository; quick mode
                          writes to its own quick/ subfolder, so it never
@@ -56,7 +56,7 @@ def get_settings() -> RunSettings:
     quick = _flag("CIFAR10_QUICK")
     base = Path(os.environ.get("CIFAR10_ARTIFACTS") or REPO_ROOT / "artifacts").expanduser()
     if quick:
-        return RunSettings(quick=True, n_train=4_000, n_val=2_000, epochs=2,
+        return RunSettings(quick=True, n_train=3_000, n_val=2_000, epochs=2,
                            batch_size=32, seed=SEED, artifacts=base / "quick")
     return RunSettings(quick=False, n_train=50_000 - N_VALIDATION, n_val=N_VALIDATION,
                        epochs=10, batch_size=32, seed=SEED, artifacts=base)
