@@ -115,7 +115,7 @@ def _task_series(a):
     import keras
 
     env = dict(os.environ, CIFAR10_QUICK="1")
-    times, rss = [], 0.0
+    times = []
     for _ in range(a.repeats):
         t = time.perf_counter()
         subprocess.run([sys.executable, str(REPO / "scripts" / "run_notebooks.py")], env=env,
