@@ -35,7 +35,8 @@ with _quiet_stderr():
     if _keras.backend.backend() == "tensorflow":
         import tensorflow as _tf  # noqa: F401
 
-from .artifacts import MissingArtifactError, load_best_model, load_history, save_history
+from .artifacts import (BestModelCheckpoint, MissingArtifactError, load_best_model, load_history,
+                        save_history, save_model_atomically)
 from .data import (CLASS_NAMES, NUM_CLASSES, CIFAR10DataError, convert_data_format,
                    describe_source, load_cifar10)
 from .model import build_article_model
@@ -43,8 +44,8 @@ from .plots import class_titles, plot_history, plot_image_grid, use_series_style
 from .settings import RunSettings, get_settings, split_train_val
 
 __all__ = [
-    "CLASS_NAMES", "NUM_CLASSES", "CIFAR10DataError", "MissingArtifactError", "RunSettings",
+    "BestModelCheckpoint", "CLASS_NAMES", "NUM_CLASSES", "CIFAR10DataError", "MissingArtifactError", "RunSettings",
     "build_article_model", "class_titles", "convert_data_format", "describe_source",
     "get_settings", "load_best_model", "load_cifar10", "load_history", "plot_history",
-    "plot_image_grid", "save_history", "split_train_val", "use_series_style",
+    "plot_image_grid", "save_history", "save_model_atomically", "split_train_val", "use_series_style",
 ]

@@ -2,9 +2,13 @@
 from __future__ import annotations
 
 import json
+import math
 import os
-import tempfile
+import shutil
+import uuid
 from pathlib import Path
+
+import keras
 
 from .settings import RunSettings
 
@@ -21,11 +25,108 @@ def save_history(history: dict, path: Path) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     clean = {k: [float(v) for v in values] for k, values in history.items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".history-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(clean, f, indent=1)
-    os.replace(tmp, path)
+    tmp = _temporary_name(path)
+    try:
+        with open(tmp, "w") as f:
+            json.dump(clean, f, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return path
+
+
+def _temporary_name(path: Path) -> Path:
+    """A unique hidden file name next to `path`, with the same suffix (Keras needs `.keras`)."""
+    return path.with_name(f".{path.stem}-{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp{path.suffix}")
+
+
+def save_model_atomically(model, path) -> Path:
+    """Save `model` to `path` (a `.keras` file) so that `path` is never half-written.
+
+    The model goes to a temporary file in the same folder, is flushed to disk, and then
+    replaces `path` in one rename (`os.replace`, atomic on one file system). If anything
+    fails or is interrupted before the rename, `path` still holds the previous model and
+    the temporary file is removed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _temporary_name(path)
+    try:
+        model.save(tmp)
+        with open(tmp, "rb") as f:
+            os.fsync(f.fileno())        # on disk before it replaces the old file
+        os.replace(tmp, path)
+    except BaseException:               # also Ctrl-C, or the notebook's Interrupt button
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+class BestModelCheckpoint(keras.callbacks.Callback):
+    """Keep the model of the epoch with the lowest validation loss, never half-written.
+
+    Does what `keras.callbacks.ModelCheckpoint(path, monitor="val_loss",
+    save_best_only=True)` does, with three differences that protect a model that took an
+    hour to train:
+
+    - each save goes through `save_model_atomically`: an interrupted save leaves the
+      previous checkpoint intact (`ModelCheckpoint` writes the file in place);
+    - before its first save, a checkpoint left by an earlier run is kept as
+      `<name>.previous.keras` (and its history as `<history>.previous.json`), so
+      re-running the notebook does not silently replace it;
+    - with `history_path`, the per-epoch losses and accuracies of this `fit` so far are
+      written after every epoch, so an interrupted run leaves a history that matches its
+      checkpoint.
+    """
+
+    def __init__(self, path, history_path=None, monitor="val_loss", verbose=1):
+        super().__init__()
+        self.path = Path(path)
+        self.previous_path = self.path.with_suffix(".previous.keras")
+        self.history_path = None if history_path is None else Path(history_path)
+        self.monitor = monitor
+        self.verbose = verbose
+        self.best = math.inf
+        self.best_epoch = None
+        self.history = {}
+        self._kept_earlier_run = False
+
+    def on_train_begin(self, logs=None):
+        self.history = {}                                    # like keras' History: this fit only
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.monitor not in logs:
+            raise KeyError(
+                f"BestModelCheckpoint monitors {self.monitor!r}, but fit() reported only "
+                f"{sorted(logs)}. Pass validation_data=(x_val, y_val) to fit().")
+        if not self._kept_earlier_run:                       # this run's first epoch
+            self._keep_earlier_run()
+            self._kept_earlier_run = True
+        for key, value in logs.items():
+            self.history.setdefault(key, []).append(float(value))
+        value = float(logs[self.monitor])
+        if value < self.best:
+            save_model_atomically(self.model, self.path)
+            if self.verbose:
+                print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best:.4f} to "
+                      f"{value:.4f}; saved to {self.path.name}")
+            self.best, self.best_epoch = value, epoch + 1
+        if self.history_path is not None:
+            save_history(self.history, self.history_path)
+
+    def _keep_earlier_run(self):
+        pairs = [(self.path, self.previous_path)]
+        if self.history_path is not None:
+            pairs.append((self.history_path, self.history_path.with_suffix(".previous.json")))
+        for current, previous in pairs:
+            if current.exists():
+                previous.unlink(missing_ok=True)
+                try:
+                    os.link(current, previous)                 # no copy, and no moment without a file
+                except OSError:
+                    shutil.copy2(current, previous)
 
 
 def _require(path: Path, what: str, settings: RunSettings):
@@ -50,10 +151,15 @@ def load_best_model(settings: RunSettings, input_shape=(32, 32, 3), num_classes=
     Refuses, with a clear message, a model that does not take CIFAR-10 images or
     does not output one probability per class.
     """
-    import keras
-
     _require(settings.model_path, "the best model", settings)
-    model = keras.models.load_model(settings.model_path)
+    try:
+        model = keras.models.load_model(settings.model_path)
+    except Exception as err:
+        raise ValueError(
+            f"{settings.model_path} could not be read as a Keras model ({type(err).__name__}: "
+            f"{str(err)[:200]}). It is damaged or not a model of this series: re-run notebook "
+            f"03, or restore the earlier run's {settings.model_path.stem}.previous.keras if "
+            "there is one.") from err
     expected_in, expected_out = (None, *input_shape), (None, num_classes)
     if tuple(model.input_shape) != expected_in or tuple(model.output_shape) != expected_out:
         raise ValueError(

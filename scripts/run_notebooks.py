@@ -5,7 +5,8 @@
 
 Quick or full mode, and the artifacts folder, come from the environment
 (CIFAR10_QUICK, CIFAR10_ARTIFACTS) as in the notebooks themselves. Output the
-notebooks print (data sources, one line per training epoch) is echoed as it comes.
+notebooks print (data sources, one line per training epoch) is echoed as it comes, and
+each notebook's kernel peak memory (RSS, read from /proc on Linux) is printed at its end.
 """
 from __future__ import annotations
 
@@ -24,13 +25,35 @@ from helpers.settings import get_settings  # noqa: E402
 
 
 class EchoingClient(NotebookClient):
-    """A NotebookClient that also prints each cell's text output as it arrives."""
+    """A NotebookClient that prints each cell's text output as it arrives and records
+    the kernel's peak memory."""
+
+    peak_rss_mb = None
+
+    async def async_execute_cell(self, cell, cell_index, *args, **kwargs):
+        result = await super().async_execute_cell(cell, cell_index, *args, **kwargs)
+        peak = kernel_peak_rss_mb(self.km)
+        if peak is not None:
+            self.peak_rss_mb = max(self.peak_rss_mb or 0.0, peak)
+        return result
 
     def output(self, outs, msg, display_id, cell_index):
         if msg["msg_type"] == "stream":
             text = msg["content"].get("text", "")
             print("    " + text.rstrip("\n").replace("\n", "\n    "), flush=True)
         return super().output(outs, msg, display_id, cell_index)
+
+
+def kernel_peak_rss_mb(km):
+    """The kernel process's peak resident memory so far (VmHWM), in MiB; None if unknown."""
+    process = getattr(getattr(km, "provisioner", None), "process", None)
+    try:
+        for line in Path(f"/proc/{process.pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except (AttributeError, OSError, ValueError):
+        return None
+    return None
 
 
 def run(paths, inplace: bool, timeout: int) -> int:
@@ -53,7 +76,8 @@ def run(paths, inplace: bool, timeout: int) -> int:
         target = path if inplace else out_dir / path.name
         target.parent.mkdir(parents=True, exist_ok=True)
         nbformat.write(nb, target)
-        print(f"=== {path.name}: done in {time.perf_counter() - t0:.0f} s -> {target}", flush=True)
+        peak = f", kernel peak RSS {client.peak_rss_mb:,.0f} MiB" if client.peak_rss_mb else ""
+        print(f"=== {path.name}: done in {time.perf_counter() - t0:.0f} s{peak} -> {target}", flush=True)
     print(f"\nAll {len(paths)} notebook(s) ran in {time.perf_counter() - started:.0f} s.")
     return 0
 

@@ -8,6 +8,8 @@ import pytest
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError
 
+from helpers import get_settings
+
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 CHECK = "# NBVAL_CHECK_OUTPUT"
 
@@ -29,31 +31,48 @@ def _checked(nb):
             if c.cell_type == "code" and c.source.startswith(CHECK)}
 
 
-# Notebook 03 is not yet in this list: a second Run All in the same kernel names the optimiser
-# "adam_1" in its checked config cell (Keras numbers repeated names). The fix changes the model
-# builder, whose source notebook 03 displays, so it waits for the next full re-run of notebook 03.
-@pytest.mark.parametrize("name", ["01_data_loading.ipynb", "02_data_format_conversion.ipynb"])
-def test_run_all_twice_in_one_kernel_gives_the_same_checked_outputs(name):
+def _all_text(nb):
+    return {i: _text(c.outputs) for i, c in enumerate(nb.cells) if c.cell_type == "code"}
+
+
+def _client(nb):
+    return NotebookClient(nb, timeout=900, kernel_name="cifar10-cnn",
+                          resources={"metadata": {"path": str(NOTEBOOKS)}})
+
+
+# What is compared between the two passes: the checked cells (nbval compares those with the
+# stored full-mode outputs too), or, for notebook 04, every cell's text. Training (03) is not
+# bit-for-bit repeatable on every machine, so its losses are not compared; 04 only evaluates
+# and predicts with the saved model, so everything it prints must repeat exactly.
+CASES = [("01_data_loading.ipynb", _checked), ("02_data_format_conversion.ipynb", _checked),
+         ("03_model_building_and_training.ipynb", _checked), ("04_model_validation.ipynb", _all_text)]
+
+
+@pytest.mark.parametrize("name, compared", CASES, ids=[name for name, _ in CASES])
+def test_run_all_twice_in_one_kernel_gives_the_same_outputs(name, compared):
+    if name.startswith("04") and not get_settings().model_path.is_file():
+        _client(nbformat.read(NOTEBOOKS / "03_model_building_and_training.ipynb", 4)).execute()
     stored = nbformat.read(NOTEBOOKS / name, as_version=4)
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
-    client = NotebookClient(nb, timeout=900, kernel_name="cifar10-cnn",
-                            resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client = _client(nb)
     passes = []
     with client.setup_kernel():
         for _ in range(2):
             for index, cell in enumerate(nb.cells):
                 client.execute_cell(cell, index)
-            passes.append(_checked(nb))
-    assert passes[0], f"{name} has no checked cells"
-    assert passes[0] == passes[1], f"{name}: a second Run All changed checked outputs"
-    assert passes[1] == _checked(stored), f"{name}: checked outputs differ from the stored ones"
+            passes.append(compared(nb))
+            assert "ERROR" not in "".join(passes[-1].values()), f"{name}: a cell failed"
+    assert any(passes[0].values()), f"{name}: nothing to compare"
+    assert passes[0] == passes[1], f"{name}: a second Run All changed the outputs"
+    assert _checked(nb) == _checked(stored), f"{name}: checked outputs differ from the stored ones"
+    if name.startswith("03"):
+        assert get_settings().model_path.is_file()
 
 
 def test_notebook_04_before_03_says_what_to_do(tmp_path, monkeypatch):
     monkeypatch.setenv("CIFAR10_ARTIFACTS", str(tmp_path))     # no model there yet
     nb = nbformat.read(NOTEBOOKS / "04_model_validation.ipynb", as_version=4)
-    client = NotebookClient(nb, timeout=600, kernel_name="cifar10-cnn",
-                            resources={"metadata": {"path": str(NOTEBOOKS)}})
+    client = _client(nb)
     with pytest.raises(CellExecutionError) as failure:
         client.execute()
     message = str(failure.value)
