@@ -1,7 +1,7 @@
 """Measure the series on this machine: data, training, prediction, the quick series.
 
     python scripts/bench.py            # full measurement (make bench), about 15 minutes
-    python scripts/bench.py --reduced  # a one-minute smoke run of every code path (tests)
+    python scripts/bench.py --reduced  # a two-minute smoke run of its code paths (tests)
 
 Each measurement runs in a fresh Python process, so that its peak memory (RSS) is its
 own and settings that must be made before TensorFlow starts (threads, malloc) apply.
@@ -18,6 +18,7 @@ import json
 import math
 import os
 import platform
+import re
 import resource
 import statistics
 import subprocess
@@ -28,6 +29,10 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 STEPS_PER_EPOCH = math.ceil(45_000 / 32)
 
+# glibc malloc: never hand big buffers back to the OS (no mmap, no trimming), so that each
+# step reuses memory instead of faulting fresh pages in.
+MALLOC_TUNING = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736"}
+
 # Candidates for faster training, each measured against "plain": the article's code
 # ported to Keras 3 as is (Keras' own default on a CPU-only machine: no XLA).
 CANDIDATES = {
@@ -35,13 +40,14 @@ CANDIDATES = {
     "xla": {"jit": True, "env": {}},
     "xla + 1 inter-op thread": {"jit": True, "env": {}, "threads": True},
     "xla + bfloat16": {"jit": True, "env": {}, "policy": "mixed_bfloat16"},
-    "plain + malloc tuning": {"jit": False,
-                              "env": {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736"}},
+    "xla + 8 steps per call": {"jit": True, "env": {}, "steps_per_execution": 8},
+    "plain + malloc tuning": {"jit": False, "env": MALLOC_TUNING},
+    "xla + malloc tuning": {"jit": True, "env": MALLOC_TUNING},
 }
 
 
 def peak_rss_mb(who=resource.RUSAGE_SELF) -> float:
-    return resource.getrusage(who).ru_maxrss / 1024  # Linux reports kB
+    return resource.getrusage(who).ru_maxrss / 1024  # Linux reports KiB; this is MiB
 
 
 # ----------------------------------------------------------------------------- children
@@ -86,7 +92,7 @@ def _task_train(a):
     x, y = _train_data(a.steps * 32)
     model = build_article_model(seed=0)
     model.compile(optimizer="adam", loss="categorical_crossentropy", metrics=["accuracy"],
-                  jit_compile=cand["jit"])
+                  jit_compile=cand["jit"], steps_per_execution=cand.get("steps_per_execution", 1))
     model.fit(x[:64], y[:64], batch_size=32, epochs=1, verbose=0)     # warm-up, compile
     per_step = []
     for _ in range(a.repeats):
@@ -112,23 +118,39 @@ def _task_predict(a):
 
 
 def _task_series(a):
+    """Run the notebooks in quick mode as `make run QUICK=1` does; `--notebooks 01` for a part."""
     import keras
 
     env = dict(os.environ, CIFAR10_QUICK="1")
-    times = []
-    for _ in range(a.repeats):
-        t = time.perf_counter()
-        subprocess.run([sys.executable, str(REPO / "scripts" / "run_notebooks.py")], env=env,
-                       check=True, stdout=subprocess.DEVNULL)
-        times.append(time.perf_counter() - t)
-    rss = peak_rss_mb(resource.RUSAGE_CHILDREN)   # the runner and its notebook kernels
     os.environ["CIFAR10_QUICK"] = "1"
     from helpers import convert_data_format, get_settings, load_cifar10
-    _, (xt, yt) = load_cifar10()
-    x, y = convert_data_format(xt, yt)
-    model = keras.models.load_model(get_settings().model_path)
-    accuracy = model.evaluate(x, y, batch_size=500, verbose=0, return_dict=True)["accuracy"]
-    return {"seconds": times, "children_peak_rss_mb": rss, "quick_test_accuracy": accuracy}
+    settings = get_settings()
+    paths = sorted((REPO / "notebooks").glob("[0-9]*.ipynb"))
+    if a.notebooks != "all":
+        paths = [p for p in paths if p.name.split("_")[0] in a.notebooks.split(",")]
+    times, kernels = [], {}
+    for _ in range(a.repeats):
+        if any(p.name.startswith("03") for p in paths):
+            settings.model_path.unlink(missing_ok=True)    # each repeat trains its own model
+        t = time.perf_counter()
+        proc = subprocess.run([sys.executable, str(REPO / "scripts" / "run_notebooks.py"),
+                               *map(str, paths)], env=env, check=True, capture_output=True, text=True)
+        times.append(time.perf_counter() - t)
+        for name, mb in re.findall(r"=== (\S+): done in .*?kernel peak RSS ([0-9,]+) MiB", proc.stdout):
+            kernels[name] = max(kernels.get(name, 0.0), float(mb.replace(",", "")))
+    result = {"seconds": times, "notebooks": [p.name for p in paths],
+              "kernel_peak_rss_mb": kernels,
+              "children_peak_rss_mb": max([peak_rss_mb(resource.RUSAGE_CHILDREN), *kernels.values()])}
+    if settings.model_path.is_file():               # notebook 03 ran: how good and how long
+        _, (xt, yt) = load_cifar10()
+        x, y = convert_data_format(xt, yt)
+        model = keras.models.load_model(settings.model_path)
+        result["quick_test_accuracy"] = model.evaluate(x, y, batch_size=500, verbose=0,
+                                                       return_dict=True)["accuracy"]
+        executed = settings.artifacts / "executed" / "03_model_building_and_training.ipynb"
+        found = re.search(r"trained \d+ epochs in ([0-9.]+) min", executed.read_text())
+        result["quick_training_s"] = float(found.group(1)) * 60 if found else None
+    return result
 
 
 TASKS = {"load": _task_load, "convert": _task_convert, "train": _task_train,
@@ -188,13 +210,13 @@ def parent_main(a):
         rows[name] = dict(summarise(result), note=note)
         r = rows[name]
         print(f"  {name:42} median {r['median_s']:8.2f} s  (min {r['min_s']:.2f}, max {r['max_s']:.2f}, "
-              f"{r['runs']} runs)  peak RSS {r['peak_rss_mb']:7.0f} MB  {note}", flush=True)
+              f"{r['runs']} runs)  peak RSS {r['peak_rss_mb']:7.0f} MiB  {note}", flush=True)
 
     info = machine()
     print(f"Benchmark on {info['cpu']}, {info['cores']} cores{' (reduced)' if reduced else ''}", flush=True)
     record("load the local copy", run_child("load", repeats))
     record("convert train + test to float32 / one-hot", run_child("convert", repeats))
-    candidates = ["plain"] if reduced else list(CANDIDATES)
+    candidates = ["plain", "xla + 8 steps per call"] if reduced else list(CANDIDATES)
     for name in candidates:
         result = run_child("train", repeats, env=CANDIDATES[name]["env"], steps=steps, candidate=name)
         ips = 32 / statistics.median(result["seconds_per_step"])
@@ -209,14 +231,19 @@ def parent_main(a):
     for batch in ([500] if reduced else [32, 500]):
         record(f"predict {images:,} test images, batch {batch}",
                run_child("predict", repeats, images=images, batch=batch))
-    if not reduced:
-        record("whole series in quick mode (make run QUICK=1)", run_child("series", 1 if a.fast else 2))
+    if reduced:
+        record("notebook 01 in quick mode", run_child("series", 1, notebooks="01"))
+    else:
+        result = run_child("series", 1 if a.fast else 2, notebooks="all")
+        note = (f"training {result.get('quick_training_s') or 0:.0f} s, "
+                f"test accuracy {result.get('quick_test_accuracy', float('nan')):.3f}")
+        record("whole series in quick mode (make run QUICK=1)", result, note=note)
 
     out = {"machine": info, "reduced": reduced, "steps_per_epoch": STEPS_PER_EPOCH, "results": rows}
     path = Path(a.out) if a.out else get_settings().artifacts / "bench.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=1))
-    print("\n| measurement | median s | min s | max s | peak RSS MB | note |\n|---|---|---|---|---|---|")
+    print("\n| measurement | median s | min s | max s | peak RSS MiB | note |\n|---|---|---|---|---|---|")
     for name, r in rows.items():
         note = r["note"]
         if "speedup_vs_plain" in r:
@@ -229,7 +256,7 @@ def parent_main(a):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--reduced", action="store_true", help="smoke run: 1 repeat, 3 steps, no series")
+    ap.add_argument("--reduced", action="store_true", help="smoke run: 1 repeat, 3 steps, 2 candidates, notebook 01 only")
     ap.add_argument("--fast", action="store_true", help="run the quick series once, not twice")
     ap.add_argument("--out", help="JSON output path (default <artifacts>/bench.json)")
     ap.add_argument("--child", choices=sorted(TASKS), help=argparse.SUPPRESS)
@@ -238,6 +265,7 @@ def main():
     ap.add_argument("--candidate", default="plain", help=argparse.SUPPRESS)
     ap.add_argument("--images", type=int, default=10_000, help=argparse.SUPPRESS)
     ap.add_argument("--batch", type=int, default=500, help=argparse.SUPPRESS)
+    ap.add_argument("--notebooks", default="all", help=argparse.SUPPRESS)
     a = ap.parse_args()
     return child_main(a) if a.child else parent_main(a)
 

@@ -21,7 +21,8 @@ def test_reduced_benchmark_runs_and_reports(tmp_path):
     assert report["machine"]["cores"] >= 1
     rows = report["results"]
     expected = {"load the local copy", "convert train + test to float32 / one-hot",
-                "train one epoch, batch 32: plain", "predict 1,000 test images, batch 500"}
+                "train one epoch, batch 32: plain", "train one epoch, batch 32: xla + 8 steps per call",
+                "predict 1,000 test images, batch 500", "notebook 01 in quick mode"}
     assert expected <= set(rows)
     for name, row in rows.items():
         assert 0 < row["min_s"] <= row["median_s"] <= row["max_s"], name
@@ -29,3 +30,7 @@ def test_reduced_benchmark_runs_and_reports(tmp_path):
     train = rows["train one epoch, batch 32: plain"]
     assert train["speedup_vs_plain"] == 1.0 and train["images_per_s"] > 0
     assert len(train["seconds_per_step"]) == 1
+    assert rows["train one epoch, batch 32: xla + 8 steps per call"]["speedup_vs_plain"] > 0
+    series = rows["notebook 01 in quick mode"]
+    assert series["notebooks"] == ["01_data_loading.ipynb"]
+    assert series["kernel_peak_rss_mb"]["01_data_loading.ipynb"] > 100   # read from the kernel
