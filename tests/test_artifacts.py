@@ -9,7 +9,7 @@ import pytest
 
 from helpers import (BestModelCheckpoint, MissingArtifactError, build_article_model,
                      convert_data_format, get_settings, load_best_model, load_history,
-                     save_history, save_model_atomically, split_train_val)
+                     save_history, save_model_atomically)
 
 pytestmark = pytest.mark.filterwarnings("ignore:Skipping variable loading for optimizer")
 

@@ -1,4 +1,4 @@
-"""Readers re-run notebooks: "Run All" twice in one kernel must give the same checked outputs,
+"""Readers re-run notebooks: "Run All" twice in one kernel must give the same outputs,
 and notebook 04 run before 03 must stop with a clear message, not a traceback."""
 import os
 from pathlib import Path
