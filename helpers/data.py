@@ -47,6 +47,9 @@ _ALLOWED_GLOBALS = {
 class CIFAR10DataError(ValueError):
     """A local CIFAR-10 copy is missing, damaged or not what it claims to be."""
 
+    def _render_traceback_(self):  # IPython shows only the message: it names the fix
+        return [f"{type(self).__name__}: {self}"]
+
 
 class _BatchUnpickler(pickle.Unpickler):
     def __init__(self, file, source):
@@ -196,7 +199,8 @@ def describe_source(path=None) -> str:
     """Say in words where `load_cifar10(path)` will read the data from."""
     path = path or os.environ.get("CIFAR10_PATH")
     if path:
-        return f"local copy: {resolve_local_copy(path)}"
+        from .settings import short_path
+        return f"local copy: {short_path(resolve_local_copy(path))}"
     return "keras.datasets.cifar10 (downloaded once, then cached in ~/.keras/datasets)"
 
 
@@ -241,9 +245,3 @@ def convert_data_format(x, y, num_classes=NUM_CLASSES):
     x /= 255.0  # in place: no second full-size copy
     y = keras.utils.to_categorical(np.asarray(y).reshape(-1), num_classes).astype("float32")
     return x, y
-
-
-if __name__ == "__main__":  # `python -m helpers.data`: fetch (or check) the data once
-    (xt, yt), (xs, ys) = load_cifar10()
-    print(f"CIFAR-10 ready ({describe_source()}): {xt.shape[0]:,} training and "
-          f"{xs.shape[0]:,} test images")

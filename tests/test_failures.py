@@ -1,0 +1,37 @@
+"""Without data, the commands say what failed and how to fix it: one message, no traceback."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _run(args, **env):
+    return subprocess.run([sys.executable, *args], cwd=REPO, capture_output=True, text=True,
+                          timeout=600, env={**os.environ, **env})
+
+
+def test_make_data_without_a_copy_prints_one_clear_message(tmp_path):
+    proc = _run(["scripts/check_data.py"], CIFAR10_PATH=str(tmp_path / "nowhere"))
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr and "Warning" not in proc.stderr, proc.stderr
+    message = proc.stderr.strip()
+    assert message.startswith("CIFAR-10 is not available: ") and len(message.splitlines()) == 1
+    assert "no such file or folder" in message and "CIFAR10_PATH" in message
+
+
+def test_make_data_with_a_copy_says_where_it_read_it():
+    proc = _run(["scripts/check_data.py"])
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("CIFAR-10 ready (local copy: ") and "50,000 training" in proc.stdout
+    assert str(Path.home()) not in proc.stdout or "~" in proc.stdout
+
+
+def test_a_notebook_that_finds_no_data_stops_with_the_message_not_a_traceback(tmp_path):
+    proc = _run(["scripts/run_notebooks.py", "notebooks/01_data_loading.ipynb"],
+                CIFAR10_PATH=str(tmp_path / "nowhere"), CIFAR10_ARTIFACTS=str(tmp_path))
+    assert proc.returncode == 1
+    assert "FAILED in 01_data_loading.ipynb: CIFAR10DataError: " in proc.stderr
+    assert "no such file or folder" in proc.stderr
+    assert "Traceback" not in proc.stderr and "----> " not in proc.stderr, proc.stderr[-2000:]
