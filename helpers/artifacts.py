@@ -10,7 +10,7 @@ from pathlib import Path
 
 import keras
 
-from .settings import RunSettings
+from .settings import RunSettings, short_path
 
 
 class MissingArtifactError(FileNotFoundError):
@@ -131,12 +131,12 @@ class BestModelCheckpoint(keras.callbacks.Callback):
 
 def _require(path: Path, what: str, settings: RunSettings):
     if not path.is_file():
-        mode = "CIFAR10_QUICK=1 " if settings.quick else ""
+        mode = {"quick": "CIFAR10_QUICK=1 ", "class": "CIFAR10_CLASS=1 "}.get(settings.mode, "")
         raise MissingArtifactError(
-            f"{path} not found: {what} is written by notebook 03. Run "
+            f"{short_path(path)} not found: {what} is written by notebook 03. Run "
             f"03_model_building_and_training.ipynb first ({mode}make run does all four "
-            f"notebooks in order), with the same CIFAR10_QUICK and CIFAR10_ARTIFACTS "
-            f"settings as this notebook.")
+            f"notebooks in order), in the same mode (CIFAR10_QUICK, CIFAR10_CLASS) and with the "
+            f"same CIFAR10_ARTIFACTS as this notebook.")
 
 
 def load_history(settings: RunSettings) -> dict:

@@ -44,3 +44,37 @@ def test_validation_is_the_tail_of_the_training_set(monkeypatch):
     (xt, _), (xv, _) = split_train_val(x, y, get_settings())
     assert len(xt) == 45_000 and len(xv) == 5_000
     assert xv[0] == 45_000 and not set(xt) & set(xv)
+
+
+def test_class_mode_is_the_article_for_one_epoch_in_its_own_folder(monkeypatch, tmp_path):
+    monkeypatch.setenv("CIFAR10_ARTIFACTS", str(tmp_path))
+    monkeypatch.setenv("CIFAR10_CLASS", "1")
+    monkeypatch.delenv("CIFAR10_QUICK", raising=False)
+    lesson = get_settings()
+    assert (lesson.mode, lesson.quick, lesson.epochs, lesson.batch_size) == ("class", False, 1, 32)
+    assert (lesson.n_train, lesson.n_val) == (40_000, 5_000)
+    assert lesson.artifacts == tmp_path / "class"
+    assert "class mode (CIFAR10_CLASS=1)" in lesson.describe() and "1 epoch of batch 32" in lesson.describe()
+    monkeypatch.delenv("CIFAR10_CLASS")
+    full = get_settings()
+    monkeypatch.setenv("CIFAR10_QUICK", "1")
+    quick = get_settings()
+    assert len({lesson.model_path, full.model_path, quick.model_path}) == 3
+
+
+def test_two_modes_at_once_is_an_error(monkeypatch):
+    monkeypatch.setenv("CIFAR10_QUICK", "1")
+    monkeypatch.setenv("CIFAR10_CLASS", "1")
+    with pytest.raises(ValueError, match="both set; choose one mode"):
+        get_settings()
+
+
+def test_printed_paths_never_show_this_machines_folders(monkeypatch):
+    from helpers.settings import REPO_ROOT, short_path
+    assert short_path(REPO_ROOT / "artifacts" / "best_model.keras") == "artifacts/best_model.keras"
+    assert short_path(REPO_ROOT) == "."
+    assert short_path(Path.home() / "data" / "cifar") == "~/data/cifar"
+    assert short_path("/srv/shared/cifar-10-batches-py") == ".../shared/cifar-10-batches-py"
+    monkeypatch.delenv("CIFAR10_ARTIFACTS", raising=False)
+    monkeypatch.delenv("CIFAR10_QUICK", raising=False)
+    assert get_settings().describe().endswith("artifacts in artifacts")
