@@ -3,8 +3,9 @@ import json
 
 import keras
 import numpy as np
+import pytest
 
-from helpers import build_article_model, convert_data_format, save_history
+from helpers import BestModelCheckpoint, build_article_model, convert_data_format
 
 
 def test_parameter_counts_match_the_article():
@@ -36,23 +37,25 @@ def test_model_is_compiled_as_the_article_says():
 
 
 def test_checkpoint_and_history_are_written_and_reload_identically(real_data, tmp_path):
+    """The series' own BestModelCheckpoint on real images: the file holds exactly the epoch with
+    the lowest validation loss, whichever epoch that is."""
     (x_raw, y_raw), _ = real_data
     x, y = convert_data_format(x_raw[:640], y_raw[:640])
     model = build_article_model(seed=0)
-    path = tmp_path / "best_model.keras"
-    history = model.fit(x[:512], y[:512], validation_data=(x[512:], y[512:]), epochs=2,
+    path, hist_path = tmp_path / "best_model.keras", tmp_path / "history.json"
+    per_epoch = []                                     # what the model predicted after each epoch
+    remember = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: per_epoch.append(model.predict(x[512:], verbose=0)))
+    history = model.fit(x[:512], y[:512], validation_data=(x[512:], y[512:]), epochs=3,
                         batch_size=64, verbose=0,
-                        callbacks=[keras.callbacks.ModelCheckpoint(
-                            path, monitor="val_loss", save_best_only=True)])
-    hist_path = save_history(history.history, tmp_path / "history.json")
+                        callbacks=[remember, BestModelCheckpoint(path, hist_path, verbose=0)])
     saved = json.loads(hist_path.read_text())
     assert set(saved) == {"loss", "accuracy", "val_loss", "val_accuracy"}
-    assert all(len(v) == 2 for v in saved.values())
-    assert path.is_file()
-    reloaded = keras.models.load_model(path)
+    assert all(len(v) == 3 for v in saved.values())
+    assert saved["val_loss"] == pytest.approx(history.history["val_loss"])
     best = int(np.argmin(saved["val_loss"]))
-    if best == 1:  # the last epoch was the best: the checkpoint holds today's weights
-        np.testing.assert_allclose(reloaded.predict(x[512:], verbose=0),
-                                   model.predict(x[512:], verbose=0), rtol=1e-5, atol=1e-6)
+    reloaded = keras.models.load_model(path)
+    np.testing.assert_allclose(reloaded.predict(x[512:], verbose=0), per_epoch[best],
+                               rtol=1e-5, atol=1e-6)
     loss, _ = reloaded.evaluate(x[512:], y[512:], verbose=0)
     assert np.isclose(loss, saved["val_loss"][best], rtol=1e-4)

@@ -1,0 +1,175 @@
+"""What the series teaches, pinned: every layer of the article's model and how it is compiled,
+notebook 05's final model, and the data contract (labels stay with their images; the loader
+unpickles exactly what a CIFAR-10 batch needs and nothing else)."""
+import io
+import pickle
+
+import keras
+import numpy as np
+import pytest
+
+from helpers import (CIFAR10DataError, build_article_model, get_settings, load_best_model,
+                     load_cifar10, split_train_val)
+from helpers.data import _ALLOWED_GLOBALS, _BatchUnpickler
+from helpers.further import build_fast_model
+
+# ------------------------------------------------------------- the article's model
+
+
+def _describe(layer):
+    """Everything the article specifies about a layer, as plain values."""
+    out = {"type": type(layer).__name__, "name": layer.name}
+    if isinstance(layer, keras.layers.Conv2D):
+        out.update(filters=layer.filters, kernel=layer.kernel_size, padding=layer.padding,
+                   strides=layer.strides, bias=layer.use_bias)
+    if isinstance(layer, keras.layers.Dense):
+        out.update(units=layer.units, bias=layer.use_bias)
+    if hasattr(layer, "activation"):
+        out["activation"] = layer.activation.__name__
+    constraint = getattr(layer, "kernel_constraint", None)
+    if constraint is not None:
+        out["constraint"] = (type(constraint).__name__, constraint.get_config())
+    return out
+
+
+MAXNORM_3 = ("MaxNorm", {"max_value": 3, "axis": 0})
+
+
+def test_every_layer_of_the_articles_model():
+    assert [_describe(layer) for layer in build_article_model().layers] == [
+        {"type": "Conv2D", "name": "conv_1", "filters": 32, "kernel": (3, 3), "padding": "same",
+         "strides": (1, 1), "bias": True, "activation": "relu", "constraint": MAXNORM_3},
+        {"type": "Conv2D", "name": "conv_2", "filters": 32, "kernel": (3, 3), "padding": "same",
+         "strides": (1, 1), "bias": True, "activation": "relu", "constraint": MAXNORM_3},
+        {"type": "Flatten", "name": "flatten"},
+        {"type": "Dense", "name": "dense_500", "units": 500, "bias": True, "activation": "relu",
+         "constraint": MAXNORM_3},
+        {"type": "Dense", "name": "softmax_out", "units": 10, "bias": True, "activation": "softmax"},
+    ]
+
+
+def test_the_articles_model_is_compiled_with_adams_defaults_cross_entropy_and_accuracy():
+    config = build_article_model().get_compile_config()
+    optimizer = config["optimizer"]
+    assert optimizer["class_name"] == "Adam"
+    hyper = optimizer["config"]
+    assert hyper["learning_rate"] == pytest.approx(1e-3)
+    assert (hyper["beta_1"], hyper["beta_2"], hyper["epsilon"], hyper["amsgrad"]) == (0.9, 0.999, 1e-7, False)
+    assert hyper["weight_decay"] is None and hyper["clipnorm"] is None
+    assert config["loss"] == "categorical_crossentropy"
+    assert config["metrics"] == ["accuracy"]
+
+
+def test_the_articles_model_gives_probabilities():
+    model = build_article_model(seed=0)
+    probs = keras.ops.convert_to_numpy(model(np.random.default_rng(0).random((4, 32, 32, 3), np.float32)))
+    assert probs.shape == (4, 10) and np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+
+
+# ------------------------------------------------------------- notebook 05's final model
+
+
+def test_every_layer_of_the_final_model():
+    layers = [_describe(layer) for layer in build_fast_model().layers]
+    convs = [(d["name"], d["filters"], d["kernel"], d["padding"], d["bias"], d["activation"])
+             for d in layers if d["type"] == "Conv2D"]
+    assert convs == [(name, w, (3, 3), "same", False, "linear") for name, w in [
+        ("stem_conv", 24), ("block1a_conv", 32), ("block1b_conv", 32), ("block2a_conv", 64),
+        ("block2b_conv", 64), ("block3a_conv", 128), ("block3b_conv", 128)]]
+    order = [d["type"] for d in layers]
+    block = ["Conv2D", "MaxPooling2D", "BatchNormalization", "ReLU", "Conv2D", "BatchNormalization", "ReLU"]
+    assert order == ["Conv2D", "BatchNormalization", "ReLU"] + block * 3 + ["GlobalMaxPooling2D", "Dense"]
+    assert layers[-1] == {"type": "Dense", "name": "softmax_out", "units": 10, "bias": True,
+                          "activation": "softmax"}
+    model = build_fast_model()
+    assert all(l.momentum == 0.9 for l in model.layers if isinstance(l, keras.layers.BatchNormalization))
+    assert all(l.pool_size == (2, 2) for l in model.layers if isinstance(l, keras.layers.MaxPooling2D))
+
+
+# ------------------------------------------------------------- labels stay with their images
+
+
+@pytest.mark.parametrize("mode", ["full", "class", "quick"])
+def test_every_split_keeps_labels_with_their_images(real_data, monkeypatch, mode):
+    monkeypatch.setenv("CIFAR10_QUICK", "1" if mode == "quick" else "0")
+    monkeypatch.setenv("CIFAR10_CLASS", "1" if mode == "class" else "0")
+    settings = get_settings()
+    assert settings.mode == mode
+    (x, y), _ = real_data
+    (x_tr, y_tr), (x_val, y_val) = split_train_val(x, y, settings)
+    assert (len(x_tr), len(x_val)) == (settings.n_train, settings.n_val)
+    assert len(y_tr) == len(x_tr) and len(y_val) == len(x_val)
+    # training: the first n_train images with their own labels; validation: the last n_val
+    assert np.array_equal(x_tr, x[:settings.n_train]) and np.array_equal(y_tr, y[:settings.n_train])
+    assert np.array_equal(x_val, x[-settings.n_val:]) and np.array_equal(y_val, y[-settings.n_val:])
+    # and no image is in both
+    train_keys = {img.tobytes() for img in x_tr[:2000]}
+    assert not any(img.tobytes() in train_keys for img in x_val)
+
+
+def test_loaded_labels_belong_to_their_images(batch_dir, real_data):
+    """Image k of the loaded training set carries label k of the file it came from."""
+    (x, y), (xt, yt) = real_data
+    with open(batch_dir / "data_batch_2", "rb") as f:
+        raw = pickle.load(f, encoding="bytes")
+    for k in (0, 1, 4_321, 9_999):
+        image = raw[b"data"][k].reshape(3, 32, 32).transpose(1, 2, 0)
+        assert np.array_equal(x[10_000 + k], image) and y[10_000 + k, 0] == raw[b"labels"][k]
+    with open(batch_dir / "test_batch", "rb") as f:
+        raw = pickle.load(f, encoding="bytes")
+    assert np.array_equal(yt.ravel(), np.asarray(raw[b"labels"]))
+
+
+# ------------------------------------------------------------- what the unpickler accepts
+
+
+def test_the_unpickler_accepts_exactly_the_four_globals_a_batch_needs():
+    assert _ALLOWED_GLOBALS == {("numpy.core.multiarray", "_reconstruct"),
+                                ("numpy._core.multiarray", "_reconstruct"),
+                                ("numpy", "ndarray"), ("numpy", "dtype")}
+    unpickler = _BatchUnpickler(io.BytesIO(b""), "test")
+    assert unpickler.find_class("numpy.core.multiarray", "_reconstruct") is \
+        np._core.multiarray._reconstruct
+    assert unpickler.find_class("numpy", "ndarray") is np.ndarray
+    assert unpickler.find_class("numpy", "dtype") is np.dtype
+
+
+@pytest.mark.parametrize("module, name", [
+    ("numpy", "load"),                      # loads another pickle, unchecked
+    ("numpy", "loadtxt"), ("numpy", "fromfile"), ("numpy", "frombuffer"), ("numpy", "save"),
+    ("numpy.lib.npyio", "load"), ("numpy.ctypeslib", "load_library"),
+    ("numpy.testing._private.utils", "runstring"),   # exec()s a string
+    ("numpy._core.multiarray", "scalar"), ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "_reconstruct_other"), ("numpy", "ndarrayx"),
+    ("builtins", "eval"), ("os", "system"), ("posix", "system"), ("subprocess", "Popen"),
+])
+def test_the_unpickler_refuses_every_other_global(module, name):
+    with pytest.raises(CIFAR10DataError, match=rf"refused to unpickle it, because it references '{module}.{name}'"):
+        _BatchUnpickler(io.BytesIO(b""), "data_batch_1").find_class(module, name)
+
+
+def test_a_batch_that_calls_numpy_load_is_refused_end_to_end(copy_with):
+    class CallsNumpyLoad:
+        def __reduce__(self):
+            return (np.load, ("/etc/passwd",))
+
+    evil = pickle.dumps({b"data": np.zeros((10_000, 3072), np.uint8), b"labels": CallsNumpyLoad()},
+                        protocol=3)
+    with pytest.raises(CIFAR10DataError, match=r"refused to unpickle.*'numpy.load'"):
+        load_cifar10(copy_with({"data_batch_1": evil}))
+
+
+# ------------------------------------------------------------- what notebook 04 accepts
+
+
+@pytest.mark.parametrize("outputs", [100, 2])
+def test_a_model_with_the_wrong_number_of_classes_is_refused(monkeypatch, tmp_path, outputs):
+    monkeypatch.setenv("CIFAR10_ARTIFACTS", str(tmp_path))
+    settings = get_settings()
+    cifar100 = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
+                                 keras.layers.Dense(outputs, activation="softmax")])
+    settings.artifacts.mkdir(parents=True, exist_ok=True)
+    cifar100.save(settings.model_path)
+    with pytest.raises(ValueError, match=rf"gives outputs \(None, {outputs}\).*CIFAR-10 needs "
+                                         r"\(None, 32, 32, 3\) -> \(None, 10\)"):
+        load_best_model(settings)
