@@ -1,6 +1,6 @@
 """Measure the series on this machine: data, training, prediction, the quick series.
 
-    python scripts/bench.py            # full measurement (make bench), about 15 minutes
+    python scripts/bench.py            # full measurement (make bench), 5-15 minutes
     python scripts/bench.py --reduced  # a two-minute smoke run of its code paths (tests)
 
 Each measurement runs in a fresh Python process, so that its peak memory (RSS) is its
@@ -28,6 +28,8 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 STEPS_PER_EPOCH = math.ceil(45_000 / 32)
+RECIPE_BATCH = 256                                   # notebook 05's final recipe
+RECIPE_STEPS_PER_EPOCH = math.ceil(45_000 / RECIPE_BATCH)
 
 # glibc malloc: never hand big buffers back to the OS (no mmap, no trimming), so that each
 # step reuses memory instead of faulting fresh pages in.
@@ -99,8 +101,31 @@ def _task_train(a):
         t = time.perf_counter()
         model.fit(x, y, batch_size=32, epochs=1, verbose=0, shuffle=False)
         per_step.append((time.perf_counter() - t) / a.steps)
-    return {"seconds_per_step": per_step,
+    from helpers.further import count_macs
+    return {"seconds_per_step": per_step, "macs_per_image": count_macs(model),
             "seconds": [s * STEPS_PER_EPOCH for s in per_step]}
+
+
+def _task_recipe(a):
+    """Notebook 05's final recipe as it trains there: augmented batches of 256, one-cycle SGD."""
+    import keras
+
+    from helpers import load_cifar10
+    from helpers.further import AugmentedImages, build_fast_model, count_macs, one_cycle_sgd
+    (x, y), _ = load_cifar10()
+    model = build_fast_model(seed=0)
+    model.compile(optimizer=one_cycle_sgd(0.2, 20 * RECIPE_STEPS_PER_EPOCH), metrics=["accuracy"],
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.2))
+    model.fit(AugmentedImages(x[:2 * RECIPE_BATCH], y[:2 * RECIPE_BATCH], RECIPE_BATCH), epochs=1,
+              verbose=0)                                              # warm-up, compile
+    data = AugmentedImages(x[:a.steps * RECIPE_BATCH], y[:a.steps * RECIPE_BATCH], RECIPE_BATCH, seed=0)
+    per_step = []
+    for _ in range(a.repeats):
+        t = time.perf_counter()
+        model.fit(data, epochs=1, verbose=0)
+        per_step.append((time.perf_counter() - t) / a.steps)
+    return {"seconds_per_step": per_step, "macs_per_image": count_macs(model),
+            "seconds": [s * RECIPE_STEPS_PER_EPOCH for s in per_step]}
 
 
 def _task_predict(a):
@@ -124,7 +149,7 @@ def _task_series(a):
     os.environ["CIFAR10_QUICK"] = "1"                # for the notebooks and for get_settings()
     from helpers import convert_data_format, get_settings, load_cifar10
     settings = get_settings()
-    paths = sorted((REPO / "notebooks").glob("[0-9]*.ipynb"))
+    paths = sorted((REPO / "notebooks").glob("0[1-4]_*.ipynb"))     # the series, as make run
     if a.notebooks != "all":
         paths = [p for p in paths if p.name.split("_")[0] in a.notebooks.split(",")]
     times, kernels = [], {}
@@ -153,7 +178,7 @@ def _task_series(a):
 
 
 TASKS = {"load": _task_load, "convert": _task_convert, "train": _task_train,
-         "predict": _task_predict, "series": _task_series}
+         "recipe": _task_recipe, "predict": _task_predict, "series": _task_series}
 
 
 def child_main(a):
@@ -215,7 +240,7 @@ def parent_main(a):
     print(f"Benchmark on {info['cpu']}, {info['cores']} cores{' (reduced)' if reduced else ''}", flush=True)
     record("load the local copy", run_child("load", repeats))
     record("convert train + test to float32 / one-hot", run_child("convert", repeats))
-    candidates = ["plain", "xla + 8 steps per call"] if reduced else list(CANDIDATES)
+    candidates = ["plain", "xla", "xla + 8 steps per call"] if reduced else list(CANDIDATES)
     for name in candidates:
         result = run_child("train", repeats, env=CANDIDATES[name]["env"], steps=steps, candidate=name)
         ips = 32 / statistics.median(result["seconds_per_step"])
@@ -226,6 +251,17 @@ def parent_main(a):
     for name in candidates:
         rows[f"train one epoch, batch 32: {name}"]["speedup_vs_plain"] = base / rows[
             f"train one epoch, batch 32: {name}"]["median_s"]
+    # notebook 05's final recipe next to the article's model as the series trains it (xla),
+    # measured in this same run: only the ratio carries over to another machine
+    recipe = run_child("recipe", repeats, steps=max(2, steps // 4))
+    name = f"train one epoch, batch {RECIPE_BATCH}: notebook 05's final recipe"
+    article = rows["train one epoch, batch 32: xla"]
+    ratio = article["median_s"] / statistics.median(recipe["seconds"])
+    record(name, recipe, note=(f"{RECIPE_BATCH / statistics.median(recipe['seconds_per_step']):,.0f} images/s; "
+                               f"{recipe['macs_per_image'] / 1e6:.1f} M multiply-adds per image against "
+                               f"the article model's {article['macs_per_image'] / 1e6:.1f} M; "
+                               f"an epoch takes 1/{ratio:.1f} of the article model's (xla)"))
+    rows[name]["vs_article_xla"] = ratio
     images = 1_000 if reduced else 10_000
     for batch in ([500] if reduced else [32, 500]):
         record(f"predict {images:,} test images, batch {batch}",

@@ -45,7 +45,8 @@ def _client(nb):
 # bit-for-bit repeatable on every machine, so its losses are not compared; 04 only evaluates
 # and predicts with the saved model, so everything it prints must repeat exactly.
 CASES = [("01_data_loading.ipynb", _checked), ("02_data_format_conversion.ipynb", _checked),
-         ("03_model_building_and_training.ipynb", _checked), ("04_model_validation.ipynb", _all_text)]
+         ("03_model_building_and_training.ipynb", _checked), ("04_model_validation.ipynb", _all_text),
+         ("05_going_further.ipynb", _checked)]
 
 
 @pytest.mark.parametrize("name, compared", CASES, ids=[name for name, _ in CASES])
@@ -80,3 +81,30 @@ def test_notebook_04_before_03_says_what_to_do(tmp_path, monkeypatch):
     assert "Run 03_model_building_and_training.ipynb first" in message
     assert "Traceback" not in message.split("MissingArtifactError", 1)[1]
     assert os.environ["CIFAR10_QUICK"] == "1"
+
+
+def test_notebook_04_runs_against_a_read_only_shared_artifacts_folder(tmp_path, monkeypatch):
+    """A teacher trains once and shares the folder read-only; notebook 04 must only read it."""
+    from helpers import build_article_model, save_history, save_model_atomically
+    shared = tmp_path / "shared-artifacts"
+    monkeypatch.setenv("CIFAR10_ARTIFACTS", str(shared))
+    settings = get_settings()                                   # quick mode: shared/quick/
+    save_model_atomically(build_article_model(seed=0), settings.model_path)
+    save_history({"loss": [2.0, 1.8], "accuracy": [0.3, 0.35], "val_loss": [1.9, 1.85],
+                  "val_accuracy": [0.32, 0.34]}, settings.history_path)
+    folders = [shared, settings.artifacts]
+    for path in [settings.model_path, settings.history_path]:
+        path.chmod(0o444)
+    for folder in reversed(folders):
+        folder.chmod(0o555)
+    before = sorted((p.relative_to(shared), p.stat().st_size, p.stat().st_mtime_ns) for p in shared.rglob("*"))
+    try:
+        nb = nbformat.read(NOTEBOOKS / "04_model_validation.ipynb", as_version=4)
+        _client(nb).execute()                                   # raises on any failing cell
+    finally:
+        for folder in folders:
+            folder.chmod(0o755)
+    after = sorted((p.relative_to(shared), p.stat().st_size, p.stat().st_mtime_ns) for p in shared.rglob("*"))
+    assert after == before, "notebook 04 wrote into the shared artifacts folder"
+    text = _all_text(nb)
+    assert any("epochs in the history: 2" in t for t in text.values())
