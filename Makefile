@@ -1,8 +1,12 @@
 # The series' commands. Each creates .venv on first use and reinstalls it when
 # requirements.txt or pyproject.toml changes.
 #   make run           run notebooks 01-04 headless at the article's settings
+#   make run CLASS=1   the same in class mode (one epoch: a live lesson)
 #   make run QUICK=1   the same in quick mode (a few minutes on a laptop)
-#   make test          unit tests + nbval over the notebooks (quick mode, temp folder)
+#   make run-further   run the optional notebook 05 (QUICK=1 and CLASS=1 work too)
+#   make solutions     run the worked solutions to the exercises
+#   make test          unit tests + nbval over the notebooks and solutions (quick mode, temp folder)
+#   make mutants       the mutation check: deliberate bugs in helpers/ the tests must catch
 #   make test-browser  the notebooks in JupyterLab in headless Chromium (needs apt chromium)
 #   make lab           open the series in JupyterLab with this environment's kernel
 #   make bench         measure the series on this machine (prints a table)
@@ -15,8 +19,11 @@ STAMP  := $(VENV)/.installed
 ifdef QUICK
 export CIFAR10_QUICK := $(QUICK)
 endif
+ifdef CLASS
+export CIFAR10_CLASS := $(CLASS)
+endif
 
-.PHONY: install data run test test-browser lab notebooks bench clean
+.PHONY: install data run run-further solutions test test-browser lab notebooks bench mutants clean
 
 install: $(STAMP)
 
@@ -31,10 +38,16 @@ $(STAMP): requirements.txt pyproject.toml
 # Reads the local copy named by CIFAR10_PATH, or downloads CIFAR-10 once into
 # Keras' cache (~/.keras/datasets) so that nothing later needs the network.
 data: $(STAMP)
-	$(BIN)/python -m helpers.data
+	@$(BIN)/python scripts/check_data.py
 
 run: data
 	$(BIN)/python scripts/run_notebooks.py
+
+run-further: data
+	$(BIN)/python scripts/run_notebooks.py notebooks/05_going_further.ipynb
+
+solutions: data
+	$(BIN)/python scripts/run_notebooks.py notebooks/solutions/*.ipynb
 
 test: data
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=900 tests notebooks
@@ -54,10 +67,15 @@ lab: $(STAMP)
 # Maintainers: refresh the outputs stored in notebooks/ with a full run.
 notebooks: data
 	$(BIN)/python scripts/run_notebooks.py --inplace
+	$(BIN)/python scripts/run_notebooks.py --inplace notebooks/05_going_further.ipynb
 
 # Measure load, conversion, training, prediction and the quick series on this machine.
 bench: data
 	$(BIN)/python scripts/bench.py
+
+# Deliberate bugs in helpers/, each in a scratch copy; every one must make a test fail.
+mutants: data
+	$(BIN)/python scripts/mutants.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
