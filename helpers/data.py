@@ -20,6 +20,8 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
+from .settings import short_path
+
 CLASS_NAMES = ("airplane", "automobile", "bird", "cat", "deer",
                "dog", "frog", "horse", "ship", "truck")
 NUM_CLASSES = len(CLASS_NAMES)
@@ -199,7 +201,6 @@ def describe_source(path=None) -> str:
     """Say in words where `load_cifar10(path)` will read the data from."""
     path = path or os.environ.get("CIFAR10_PATH")
     if path:
-        from .settings import short_path
         return f"local copy: {short_path(resolve_local_copy(path))}"
     return "keras.datasets.cifar10 (downloaded once, then cached in ~/.keras/datasets)"
 
