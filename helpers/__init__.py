@@ -5,6 +5,7 @@
 import os as _os
 import sys as _sys
 from contextlib import contextmanager as _contextmanager
+from importlib.util import find_spec as _find_spec
 
 _os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -32,7 +33,9 @@ def _quiet_stderr():
 
 with _quiet_stderr():
     import keras as _keras  # noqa: F401  (imports the backend once, quietly)
-    if _keras.backend.backend() == "tensorflow":
+    # Keras also imports TensorFlow under the JAX and PyTorch backends when it is installed
+    # (keras.utils.set_random_seed seeds it too), so import it here, quietly, whatever the backend.
+    if _find_spec("tensorflow") is not None:
         import tensorflow as _tf  # noqa: F401
 
 from .artifacts import (BestModelCheckpoint, MissingArtifactError, load_best_model, load_history,

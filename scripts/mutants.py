@@ -103,6 +103,9 @@ MUTANTS = [
            (FURTHER,)),
     Mutant("live progress opens a new output for every update", "helpers/progress.py",
            "        if not self._opened:", "        if True:", (PROGRESS,)),
+    Mutant("TensorFlow's start-up notes no longer silenced", "helpers/__init__.py",
+           "    _os.dup2(devnull, 2)\n", "    pass\n",
+           ("tests/test_failures.py::test_the_series_starts_quietly_on_every_installed_backend",)),
 ]
 
 

@@ -2,7 +2,10 @@
 import os
 import subprocess
 import sys
+from importlib.util import find_spec
 from pathlib import Path
+
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -35,3 +38,22 @@ def test_a_notebook_that_finds_no_data_stops_with_the_message_not_a_traceback(tm
     assert "FAILED in 01_data_loading.ipynb: CIFAR10DataError: " in proc.stderr
     assert "no such file or folder" in proc.stderr
     assert "Traceback" not in proc.stderr and "----> " not in proc.stderr, proc.stderr[-2000:]
+
+
+BACKENDS = [b for b in ("tensorflow", "jax", "torch")
+            if find_spec(b) is not None]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_the_series_starts_quietly_on_every_installed_backend(backend):
+    """A notebook's first cells (import helpers, seed, build a model) print nothing to stderr,
+    under any Keras backend installed here: TensorFlow's start-up notes would show in the
+    notebook, and Keras imports TensorFlow under the other backends too when it is installed."""
+    code = ("import helpers, keras\n"
+            "keras.utils.set_random_seed(0)\n"
+            "helpers.build_article_model(seed=0)\n"
+            "print(keras.backend.backend())\n")
+    proc = _run(["-c", code], KERAS_BACKEND=backend)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == backend
+    assert proc.stderr == "", proc.stderr
