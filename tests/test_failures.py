@@ -1,4 +1,5 @@
-"""Without data, the commands say what failed and how to fix it: one message, no traceback."""
+"""Without data, the commands say what failed and how to fix it: one message, no traceback.
+With data, the series starts without writing anything to stderr."""
 import os
 import subprocess
 import sys
@@ -40,8 +41,7 @@ def test_a_notebook_that_finds_no_data_stops_with_the_message_not_a_traceback(tm
     assert "Traceback" not in proc.stderr and "----> " not in proc.stderr, proc.stderr[-2000:]
 
 
-BACKENDS = [b for b in ("tensorflow", "jax", "torch")
-            if find_spec(b) is not None]
+BACKENDS = [b for b in ("tensorflow", "jax", "torch") if find_spec(b) is not None]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
