@@ -24,7 +24,6 @@ CLASS_N_TRAIN = 40_000  # class mode: one epoch on these, about 4-5 minutes on 2
 
 @dataclass(frozen=True)
 class RunSettings:
-    quick: bool
     mode: str             # "full", "class" or "quick"
     n_train: int          # images the model trains on
     n_val: int            # images held out from the training set for validation
@@ -32,6 +31,11 @@ class RunSettings:
     batch_size: int
     seed: int
     artifacts: Path       # this mode's output folder
+
+    @property
+    def quick(self) -> bool:
+        """True in quick mode (CI and smoke runs)."""
+        return self.mode == "quick"
 
     @property
     def model_path(self) -> Path:
@@ -80,12 +84,12 @@ def get_settings() -> RunSettings:
                          "(unset the other, or set it to 0).")
     base = Path(os.environ.get("CIFAR10_ARTIFACTS") or REPO_ROOT / "artifacts").expanduser()
     if quick:
-        return RunSettings(quick=True, mode="quick", n_train=3_000, n_val=2_000, epochs=2,
+        return RunSettings(mode="quick", n_train=3_000, n_val=2_000, epochs=2,
                            batch_size=32, seed=SEED, artifacts=base / "quick")
     if lesson:
-        return RunSettings(quick=False, mode="class", n_train=CLASS_N_TRAIN, n_val=N_VALIDATION,
+        return RunSettings(mode="class", n_train=CLASS_N_TRAIN, n_val=N_VALIDATION,
                            epochs=1, batch_size=32, seed=SEED, artifacts=base / "class")
-    return RunSettings(quick=False, mode="full", n_train=50_000 - N_VALIDATION, n_val=N_VALIDATION,
+    return RunSettings(mode="full", n_train=50_000 - N_VALIDATION, n_val=N_VALIDATION,
                        epochs=10, batch_size=32, seed=SEED, artifacts=base)
 
 

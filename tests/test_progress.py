@@ -1,7 +1,6 @@
 """Live progress while training: in place in JupyterLab, one line per epoch in the saved file."""
 import keras
 import nbformat
-import numpy as np
 from nbclient import NotebookClient
 
 from helpers import LiveProgress, convert_data_format
