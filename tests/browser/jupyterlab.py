@@ -28,6 +28,7 @@ LAB_SETTINGS = {
     "@jupyterlab/extensionmanager-extension/plugin.jupyterlab-settings": {"enabled": False},
 }
 CELL_TIMEOUT_S = 900
+START_TIMEOUT_S = 30           # Run All must show a running or finished cell within this
 
 
 class NotebookProblem(AssertionError):
@@ -42,6 +43,10 @@ class Result:
     kernel_python: str = ""
     code_cells: int = 0
     executed_cells: int = 0
+    stored_cells: int = 0          # code cells showing a stored output or count when opened
+    cleared: bool = False          # JupyterLab's "Clear Outputs of All Cells" left none
+    execution_counts: list = field(default_factory=list)   # per code cell, after Run All
+    cells: list = field(default_factory=list)               # the DOM's view of each cell at the end
     figure_cells: int = 0
     figures_rendered: int = 0
     console_errors: list = field(default_factory=list)
@@ -118,11 +123,38 @@ _CELLS_JS = """
   index: i,
   code: cell.classList.contains('jp-CodeCell'),
   prompt: (cell.querySelector('.jp-InputArea-prompt') || {}).textContent || '',
+  outputs: cell.querySelectorAll('.jp-OutputArea-output').length,
+  text: Array.from(cell.querySelectorAll('.jp-OutputArea-output')).map(o => o.textContent).join('\\n').slice(0, 2000),
   source: Array.from(cell.querySelectorAll('.cm-line')).map(l => l.textContent).join('\\n'),
   errors: Array.from(cell.querySelectorAll('.jp-OutputArea-output[data-mime-type="application/vnd.jupyter.stderr"]')).map(o => o.textContent.slice(0, 400)),
   images: cell.querySelectorAll('.jp-OutputArea-output img').length,
 }))
 """
+
+
+def _count(prompt: str):
+    """The execution count a prompt shows ("[12]:" -> 12), None for "[ ]:" or "[*]:"."""
+    digits = "".join(ch for ch in prompt if ch.isdigit())
+    return int(digits) if digits else None
+
+
+def _clear_all_outputs(page, name: str) -> int:
+    """Edit > Clear Outputs of All Cells, as a reader would; wait until no cell shows an output
+    or an execution count. Returns how many code cells showed stored ones before."""
+    before = [c for c in page.evaluate(_CELLS_JS) if c["code"]]
+    stored = sum(bool(c["outputs"] or _count(c["prompt"]) is not None) for c in before)
+    page.click(".lm-MenuBar-itemLabel:text-is('Edit')")
+    page.click("li.lm-Menu-item[data-command='editmenu:clear-all']")
+    deadline = time.time() + 20
+    while True:
+        left = [c["index"] for c in page.evaluate(_CELLS_JS)
+                if c["code"] and (c["outputs"] or _count(c["prompt"]) is not None)]
+        if not left:
+            return stored
+        if time.time() > deadline:
+            raise NotebookProblem(f"{name}: cells {left} still show an output or execution count "
+                                  "after Clear Outputs of All Cells")
+        time.sleep(0.5)
 
 
 def _session(lab: Lab, name: str):
@@ -142,7 +174,9 @@ def _wait_idle(lab: Lab, name: str, timeout: float):
     raise NotebookProblem(f"{name}: the kernel did not become idle within {timeout:.0f} s")
 
 
-def run_notebook(browser, lab: Lab, name: str, screenshot: Path) -> Result:
+def run_notebook(browser, lab: Lab, name: str, screenshot: Path, run_all: bool = True) -> Result:
+    """Open `name`, clear all its outputs, Run All (unless run_all is False: the test's own
+    control, which must then fail), and check what the page shows."""
     result = Result()
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.on("console", lambda m: result.console_errors.append(m.text) if m.type == "error" else None)
@@ -158,23 +192,34 @@ def run_notebook(browser, lab: Lab, name: str, screenshot: Path) -> Result:
         argv0 = (spec.get("spec", {}).get("argv") or [""])[0]
         result.kernel_python = argv0
 
-        page.click(".lm-MenuBar-itemLabel:text-is('Run')")
-        page.click("li.lm-Menu-item[data-command='runmenu:run-all']")
-        started = time.time()
+        # Nothing stored may count as this run's: clear every output and execution count first.
+        result.stored_cells = _clear_all_outputs(page, name)
+        result.cleared = True
+
+        if run_all:
+            page.click(".lm-MenuBar-itemLabel:text-is('Run')")
+            page.click("li.lm-Menu-item[data-command='runmenu:run-all']")
+        started, seen_start = time.time(), False
         while True:
             time.sleep(2)
             cells = page.evaluate(_CELLS_JS)
             prompts = [c["prompt"] for c in cells if c["code"]]
             running = any("*" in p for p in prompts)
+            seen_start = seen_start or running or any(_count(p) is not None for p in prompts)
             session = _session(lab, name)
             if not running and session and session["kernel"]["execution_state"] == "idle" \
-                    and any(any(ch.isdigit() for ch in p) for p in prompts):
+                    and any(_count(p) is not None for p in prompts):
                 break
+            # On a cleared notebook, a prompt that shows [*] or a count can only be this run's.
+            if not seen_start and time.time() - started > START_TIMEOUT_S:
+                raise NotebookProblem(f"{name}: Run All started no cell within {START_TIMEOUT_S} s")
             if time.time() - started > CELL_TIMEOUT_S * 2:
                 raise NotebookProblem(f"{name}: Run All did not finish within {CELL_TIMEOUT_S * 2} s")
         cells = page.evaluate(_CELLS_JS)
+        result.cells = cells
         code = [c for c in cells if c["code"]]
         result.code_cells = len(code)
+        result.execution_counts = [_count(c["prompt"]) for c in code]
         result.executed_cells = sum(any(ch.isdigit() for ch in c["prompt"]) for c in code)
         figures = [c for c in code if "plt.show()" in c["source"]]
         result.figure_cells = len(figures)
@@ -187,6 +232,11 @@ def run_notebook(browser, lab: Lab, name: str, screenshot: Path) -> Result:
         unrun = [c["index"] for c in code if not any(ch.isdigit() for ch in c["prompt"])]
         if unrun:
             raise NotebookProblem(f"{name}: cells {unrun} never ran")
+        # A fresh kernel numbers its executions from 1: Run All from a cleared notebook must show
+        # exactly 1, 2, ..., N in cell order, so no count can be a stored or an earlier run's.
+        if result.execution_counts != list(range(1, len(code) + 1)):
+            raise NotebookProblem(f"{name}: execution counts {result.execution_counts} are not "
+                                  f"1..{len(code)} in cell order: not one fresh Run All")
         missing = [c["index"] for c in figures if not c["images"]]
         if missing:
             raise NotebookProblem(f"{name}: figure cells {missing} rendered no image")
@@ -211,7 +261,9 @@ def run_notebook(browser, lab: Lab, name: str, screenshot: Path) -> Result:
     return result
 
 
-def run_in_lab(root: Path, names, screenshots: Path) -> dict[str, Result]:
+def run_in_lab(root: Path, names, screenshots: Path, not_run=()) -> dict[str, Result]:
+    """Run each notebook in `names`; those also in `not_run` are opened and cleared but not
+    run, a control that checks the test cannot pass on what the notebook had stored."""
     if not Path(CHROMIUM).is_file():
         raise RuntimeError(f"{CHROMIUM} not found: install Debian's chromium package "
                            "(apt-get install chromium) or set CHROMIUM to a Chromium binary.")
@@ -222,7 +274,8 @@ def run_in_lab(root: Path, names, screenshots: Path) -> dict[str, Result]:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
             for name in names:
-                results[name] = run_notebook(browser, lab, name, screenshots / f"{Path(name).stem}.png")
+                results[name] = run_notebook(browser, lab, name, screenshots / f"{Path(name).stem}.png",
+                                             run_all=name not in not_run)
         finally:
             browser.close()
     return results

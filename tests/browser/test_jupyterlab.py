@@ -1,10 +1,14 @@
 """The series as a reader meets it: JupyterLab in a real (headless) Chromium.
 
-Run with `make test-browser` (CI runs it after `make test`). For each notebook: start from a
-fresh kernel, "Run All Cells" through JupyterLab's menu, wait for the kernel to go idle, then
-check that the kernel is the project's, no cell shows an error, every figure cell shows an
-image, and the browser console logged no errors. A full-page screenshot of each notebook's
-end state goes to artifacts/quick/screenshots/ (or CIFAR10_SCREENSHOTS).
+Run with `make test-browser` (CI runs it after `make test`). For each notebook: open it with a
+fresh kernel, "Clear Outputs of All Cells" through JupyterLab's Edit menu (the notebooks are
+stored with the outputs of a full run, which must not count as this run's), "Run All Cells"
+through the Run menu, wait for the kernel to go idle, then check that the kernel is the
+project's, every code cell shows execution counts 1, 2, ..., N in order (one fresh Run All), the
+outputs are this run's (quick mode, where the stored ones say full mode), no cell shows an
+error, every figure cell shows an image, and the browser console logged no errors. A full-page
+screenshot of each notebook's end state goes to artifacts/quick/screenshots/ (or
+CIFAR10_SCREENSHOTS).
 """
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
+import nbformat
 import pytest
 
 from .jupyterlab import KERNEL_DISPLAY_NAME, KERNEL_NAME, NotebookProblem, run_in_lab
@@ -31,7 +36,8 @@ def workdir(tmp_path_factory):
     (folder / "solutions").mkdir()
     for nb in SOLUTIONS:
         shutil.copy(nb, folder / "solutions" / nb.name)
-    shutil.copy(Path(__file__).parent / "raises.ipynb", folder / "raises.ipynb")
+    for control in ["raises.ipynb", "stored.ipynb"]:
+        shutil.copy(Path(__file__).parent / control, folder / control)
     return folder
 
 
@@ -43,17 +49,34 @@ def screenshots():
     return folder
 
 
+QUICK_LINE, FULL_LINE = "quick mode (CIFAR10_QUICK=1)", "full mode (the article's settings)"
+
+
+def _stored(path: Path):
+    """Code cells of a stored notebook that hold outputs, and the text of those outputs."""
+    cells = [c for c in nbformat.read(path, as_version=4).cells if c.cell_type == "code"]
+    return sum(bool(c.outputs) for c in cells), str([c.outputs for c in cells])
+
+
 def test_series_runs_cleanly_in_jupyterlab(workdir, screenshots):
     names = ([nb.name for nb in NOTEBOOKS] + [f"solutions/{nb.name}" for nb in SOLUTIONS]
-             + ["raises.ipynb"])
-    results = run_in_lab(workdir, names, screenshots)
+             + ["raises.ipynb", "stored.ipynb"])
+    results = run_in_lab(workdir, names, screenshots, not_run=["stored.ipynb"])
     assert len(NOTEBOOKS) == 5 and len(SOLUTIONS) == 5
-    for name in names[:-1]:
+    for name in names[:-2]:
         result = results[name]
         assert result.problem is None, f"{name}: {result.problem}"
         assert result.kernel_name == KERNEL_NAME and result.kernel_display == KERNEL_DISPLAY_NAME
         assert result.kernel_python.startswith(str(REPO / ".venv")), result.kernel_python
         assert result.code_cells >= 5 and result.executed_cells == result.code_cells
+        # What the reader saw is this run's: the stored outputs (full mode) were there when the
+        # notebook opened, JupyterLab cleared them, and one Run All numbered every cell afresh.
+        stored_cells, stored_text = _stored(REPO / "notebooks" / name)   # workdir's are autosaved
+        assert stored_cells >= 1 and FULL_LINE in stored_text, f"{name}: stored without its outputs?"
+        assert result.cleared and result.stored_cells >= stored_cells, (name, result.stored_cells)
+        assert result.execution_counts == list(range(1, result.code_cells + 1)), result.execution_counts
+        shown = "\n".join(c["text"] for c in result.cells)
+        assert QUICK_LINE in shown and FULL_LINE not in shown, f"{name}: outputs not from this run"
         assert result.figures_rendered == result.figure_cells
         if not name.startswith("solutions/"):
             assert result.figure_cells >= 1
@@ -64,3 +87,8 @@ def test_series_runs_cleanly_in_jupyterlab(workdir, screenshots):
     bad = results["raises.ipynb"].problem
     assert isinstance(bad, NotebookProblem)
     assert "cell 2" in str(bad) and "ZeroDivisionError" in str(bad), str(bad)
+    # The control: a notebook stored with outputs that would pass every check above, opened,
+    # cleared and not run, must fail. Were the outputs not cleared first, it would pass.
+    control = results["stored.ipynb"]
+    assert control.cleared and control.stored_cells == 2
+    assert isinstance(control.problem, NotebookProblem) and "started no cell" in str(control.problem)
