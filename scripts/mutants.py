@@ -1,111 +1,203 @@
 """Mutation check: would the tests notice a wrong series?
 
-    python scripts/mutants.py            # every mutant (make mutants); a few minutes on 2 cores
-    python scripts/mutants.py 3 7        # only mutants 3 and 7
-    python scripts/mutants.py --list     # the list, without running anything
+    python scripts/mutants.py              # every mutant (make mutants)
+    python scripts/mutants.py 3 7 27       # only mutants 3, 7 and 27
+    python scripts/mutants.py --list       # the list, without running anything
+    python scripts/mutants.py --timeout 300
 
-Each mutant is one deliberate bug in helpers/: a line changed the way a hurried edit could
-change it. For each, the repository is copied to a scratch folder, the bug is applied there
-(the working tree is never touched), and only the fast tests that guard that code run
-against the copy. A mutant is *caught* when at least one of them fails. The script prints a
-table (mutant, verdict, the tests that caught it) and exits non-zero if any mutant survives
-or if the unmutated copy does not pass the same tests.
+Each mutant is one deliberate bug, a line changed the way a hurried edit could change it: in
+helpers/ (a .py file), or in a code cell of a notebook or a solution notebook (.ipynb: the
+change must match exactly one code cell, once). For each, the repository is copied to a scratch
+folder, the bug is applied there (the working tree is never touched), and only the tests that
+guard that code run against the copy, each run under a time limit.
+
+Verdicts. A mutant is *caught* only when pytest exits 1 (tests ran and at least one failed)
+and the test named as its catcher is among those that failed. Anything else is reported as
+what it is: SURVIVED (exit 0), TIMEOUT (killed at the limit), ERROR (exit 2-5: interrupted,
+internal error, usage error, no tests collected; a collection error is no catch), OTHER TEST
+(a test failed, but not the one named to catch it: update the list), or DOES NOT APPLY (its
+text is no longer in the file). The script prints a table and exits non-zero unless the
+unmutated copy passes the same tests and every mutant is caught.
 """
 from __future__ import annotations
 
 import argparse
 import os
-import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
+import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
+TIMEOUT_S = 900            # per pytest run; notebook 04's contract tests take about a minute here
 
 
 @dataclass(frozen=True)
 class Mutant:
     what: str
-    file: str
+    file: str              # a .py file, or a notebook: then `old` must lie in one code cell
     old: str
     new: str
-    tests: tuple
+    tests: tuple           # what pytest runs against the mutant (files or node ids)
+    catcher: str           # the test meant to catch it: "file::test" or a test's name; a
+                           # parametrised test matches with any parameters unless they are given
 
 
 MODEL, CONTRACT, DATA, ARTIFACTS = "tests/test_model.py", "tests/test_contract.py", "tests/test_data.py", "tests/test_artifacts.py"
 SETTINGS, FURTHER, PROGRESS, CONVERSION = "tests/test_settings.py", "tests/test_further.py", "tests/test_progress.py", "tests/test_conversion.py"
+PLOTS = "tests/test_plots.py"
+NB04, VALIDATION = "notebooks/04_model_validation.ipynb", "tests/test_validation_notebook.py"
 
 MUTANTS = [
     # the five a review found surviving
     Mutant("MaxNorm(3) removed from dense_500", "helpers/model.py",
            'keras.layers.Dense(500, activation="relu", kernel_constraint=max_norm,',
-           'keras.layers.Dense(500, activation="relu",', (MODEL, CONTRACT)),
+           'keras.layers.Dense(500, activation="relu",', (MODEL, CONTRACT),
+           "test_every_layer_of_the_articles_model"),
     Mutant("dense_500 activation ReLU -> tanh", "helpers/model.py",
            'keras.layers.Dense(500, activation="relu"', 'keras.layers.Dense(500, activation="tanh"',
-           (MODEL, CONTRACT)),
+           (MODEL, CONTRACT),
+           "test_every_layer_of_the_articles_model"),
     Mutant("validation labels no longer those of the validation images", "helpers/settings.py",
            "(x[-settings.n_val:], y[-settings.n_val:])", "(x[-settings.n_val:], y[:settings.n_val])",
-           (SETTINGS, CONTRACT)),
+           (SETTINGS, CONTRACT),
+           "test_every_split_keeps_labels_with_their_images[class]"),
     Mutant("unpickler allows any numpy.* global", "helpers/data.py",
            "if (module, name) not in _ALLOWED_GLOBALS:",
            'if (module, name) not in _ALLOWED_GLOBALS and not module.startswith("numpy"):',
-           (DATA, CONTRACT)),
+           (DATA, CONTRACT),
+           "test_a_batch_that_calls_numpy_load_is_refused_end_to_end"),
     Mutant("load_best_model accepts the wrong number of outputs", "helpers/artifacts.py",
            "tuple(model.input_shape) != expected_in or tuple(model.output_shape) != expected_out",
-           "tuple(model.input_shape) != expected_in", (ARTIFACTS, CONTRACT)),
+           "tuple(model.input_shape) != expected_in", (ARTIFACTS, CONTRACT),
+           "test_a_model_with_the_wrong_number_of_classes_is_refused[100]"),
     # more of the same kind
-    Mutant("MaxNorm(3) -> MaxNorm(4)", "helpers/model.py", "MaxNorm(3)  #", "MaxNorm(4)  #", (MODEL, CONTRACT)),
+    Mutant("MaxNorm(3) -> MaxNorm(4)", "helpers/model.py", "MaxNorm(3)  #", "MaxNorm(4)  #", (MODEL, CONTRACT),
+           "test_every_layer_of_the_articles_model"),
     Mutant("MaxNorm on whole filters (axis=[0, 1, 2]) instead of the article's default axis",
-           "helpers/model.py", "MaxNorm(3)  #", "MaxNorm(3, axis=[0, 1, 2])  #", (MODEL, CONTRACT)),
+           "helpers/model.py", "MaxNorm(3)  #", "MaxNorm(3, axis=[0, 1, 2])  #", (MODEL, CONTRACT),
+           "test_every_layer_of_the_articles_model"),
     Mutant("conv_2 padding 'same' -> 'valid'", "helpers/model.py",
            'keras.layers.Conv2D(32, (3, 3), padding="same", activation="relu",\n                                kernel_constraint=max_norm, name="conv_2")',
            'keras.layers.Conv2D(32, (3, 3), padding="valid", activation="relu",\n                                kernel_constraint=max_norm, name="conv_2")',
-           (MODEL, CONTRACT)),
+           (MODEL, CONTRACT),
+           "test_every_layer_of_the_articles_model"),
     Mutant("output activation softmax -> sigmoid", "helpers/model.py",
            'activation="softmax", name="softmax_out"', 'activation="sigmoid", name="softmax_out"',
-           (MODEL, CONTRACT)),
+           (MODEL, CONTRACT),
+           "test_every_layer_of_the_articles_model"),
     Mutant("optimizer Adam -> RMSprop", "helpers/model.py", 'optimizer="adam"', 'optimizer="rmsprop"',
-           (MODEL, CONTRACT)),
+           (MODEL, CONTRACT),
+           "test_the_articles_model_is_compiled_with_adams_defaults_cross_entropy_and_accuracy"),
     Mutant("loss categorical cross-entropy -> mean squared error", "helpers/model.py",
-           'loss="categorical_crossentropy"', 'loss="mean_squared_error"', (MODEL, CONTRACT)),
-    Mutant("no accuracy metric", "helpers/model.py", 'metrics=["accuracy"]', "metrics=[]", (MODEL, CONTRACT)),
+           'loss="categorical_crossentropy"', 'loss="mean_squared_error"', (MODEL, CONTRACT),
+           "test_the_articles_model_is_compiled_with_adams_defaults_cross_entropy_and_accuracy"),
+    Mutant("no accuracy metric", "helpers/model.py", 'metrics=["accuracy"]', "metrics=[]", (MODEL, CONTRACT),
+           "test_the_articles_model_is_compiled_with_adams_defaults_cross_entropy_and_accuracy"),
     Mutant("pixels scaled by the set's own maximum (the article's bug)", "helpers/data.py",
-           "x /= 255.0", "x /= x.max()", (CONVERSION,)),
+           "x /= 255.0", "x /= x.max()", (CONVERSION,),
+           "test_scaling_does_not_depend_on_the_set_maximum"),
     Mutant("rows and columns swapped when unpacking a batch", "helpers/data.py",
-           ".transpose(0, 2, 3, 1)", ".transpose(0, 3, 2, 1)", (DATA, CONTRACT)),
+           ".transpose(0, 2, 3, 1)", ".transpose(0, 3, 2, 1)", (DATA, CONTRACT),
+           "test_loaded_labels_belong_to_their_images"),
     Mutant("labels outside 0-9 accepted", "helpers/data.py",
-           "bad = labels[(labels < 0) | (labels >= NUM_CLASSES)]", "bad = labels[labels < 0]", (DATA,)),
+           "bad = labels[(labels < 0) | (labels >= NUM_CLASSES)]", "bad = labels[labels < 0]", (DATA,),
+           "test_labels_outside_0_to_9"),
     Mutant("checkpoint written in place, not through a temporary file", "helpers/artifacts.py",
-           "        model.save(tmp)\n", "        model.save(path)\n", (ARTIFACTS,)),
+           "        model.save(tmp)\n", "        model.save(path)\n", (ARTIFACTS,),
+           "test_a_damaged_checkpoint_is_refused_with_a_clear_message"),
     Mutant("checkpoint keeps the worst epoch", "helpers/artifacts.py", "if value < self.best:",
-           "if value > self.best or self.best == math.inf:", (ARTIFACTS, MODEL)),
+           "if value > self.best or self.best == math.inf:", (ARTIFACTS, MODEL),
+           "test_an_earlier_runs_model_is_kept_as_previous"),
     Mutant("quick mode writes into the full-mode folder", "helpers/settings.py",
-           'artifacts=base / "quick")', "artifacts=base)", (SETTINGS, ARTIFACTS)),
+           'artifacts=base / "quick")', "artifacts=base)", (SETTINGS, ARTIFACTS),
+           "test_a_model_of_the_wrong_shape_is_refused"),
     Mutant("class mode trains for 10 epochs, not a lesson's one", "helpers/settings.py",
            'epochs=1, batch_size=32, seed=SEED, artifacts=base / "class")',
-           'epochs=10, batch_size=32, seed=SEED, artifacts=base / "class")', (SETTINGS, CONTRACT)),
+           'epochs=10, batch_size=32, seed=SEED, artifacts=base / "class")', (SETTINGS, CONTRACT),
+           "test_class_mode_is_the_article_for_one_epoch_in_its_own_folder"),
     Mutant("one shift for the whole batch", "helpers/further.py",
            "dx = rng.integers(0, 2 * pad + 1, n)", "dx = np.full(n, rng.integers(0, 2 * pad + 1))",
-           (FURTHER,)),
+           (FURTHER,),
+           "test_augment_flips_and_shifts_each_image_on_its_own"),
     Mutant("augmentation flips every image", "helpers/further.py", "rng.random(n) < (0.5 if flip else 0.0)",
-           "rng.random(n) < (2 if flip else 0.0)", (FURTHER,)),
+           "rng.random(n) < (2 if flip else 0.0)", (FURTHER,),
+           "test_augment_flips_and_shifts_each_image_on_its_own"),
     Mutant("multiply-adds of a convolution ignore its input channels", "helpers/further.py",
            "return int(rows * cols * k_rows * k_cols * in_channels * filters)",
-           "return int(rows * cols * k_rows * k_cols * filters)", (FURTHER,)),
+           "return int(rows * cols * k_rows * k_cols * filters)", (FURTHER,),
+           "test_the_article_models_multiply_adds_are_counted_layer_by_layer"),
     Mutant("final model without its first batch normalisation", "helpers/further.py",
            'stack += conv(stem, "stem") + norm_act("stem")', 'stack += conv(stem, "stem") + [layers.ReLU()]',
-           (FURTHER, CONTRACT)),
+           (FURTHER, CONTRACT),
+           "test_every_layer_of_the_final_model"),
     Mutant("one-cycle SGD without Nesterov momentum", "helpers/further.py", "nesterov=True", "nesterov=False",
-           (FURTHER,)),
+           (FURTHER,),
+           "test_one_cycle_rises_to_its_peak_then_falls_to_zero"),
     Mutant("live progress opens a new output for every update", "helpers/progress.py",
-           "        if not self._opened:", "        if True:", (PROGRESS,)),
+           "        if not self._opened:", "        if True:", (PROGRESS,),
+           "test_a_headless_run_stores_one_progress_line_and_one_line_per_epoch"),
     Mutant("TensorFlow's start-up notes no longer silenced", "helpers/__init__.py",
            "    _os.dup2(devnull, 2)\n", "    pass\n",
-           ("tests/test_failures.py::test_the_series_starts_quietly_on_every_installed_backend",)),
+           ("tests/test_failures.py::test_the_series_starts_quietly_on_every_installed_backend",),
+           "test_the_series_starts_quietly_on_every_installed_backend[tensorflow]"),
+    Mutant("training curve drawn from the validation values", "helpers/plots.py",
+           'ax.plot(epochs, history[key], "o-", label="training")',
+           'ax.plot(epochs, history[f"val_{key}"], "o-", label="training")', (PLOTS,),
+           "test_history_plot_marks_the_best_epoch"),
+    # notebook 04's own cells: what a reader is taught, computed wrongly without raising
+    Mutant("nb 04: confusion matrix with predictions as rows", NB04,
+           "confusion_matrix(y_true, y_pred, labels=range(10))", "confusion_matrix(y_pred, y_true, labels=range(10))",
+           (VALIDATION,), "test_confusion_matrix_rows_are_the_true_classes"),
+    Mutant("nb 04: shares of each predicted class (columns sum to 1), titled rows", NB04,
+           "counts / counts.sum(axis=1, keepdims=True)", "counts / counts.sum(axis=0, keepdims=True)",
+           (VALIDATION,), "test_confusion_matrix_rows_are_the_true_classes"),
+    Mutant("nb 04: confused pairs, 'A taken for B' and 'B taken for A' swapped", NB04,
+           "counts[i, j], counts[j, i])", "counts[j, i], counts[i, j])",
+           (VALIDATION,), "test_confusion_matrix_rows_are_the_true_classes"),
+    Mutant("nb 04: AUC with its axes swapped, auc(tpr, fpr)", NB04,
+           "per_class_auc[name] = auc(fpr, tpr)", "per_class_auc[name] = auc(tpr, fpr)",
+           (VALIDATION,), "test_auc_per_class_and_averages_equal_roc_auc_score"),
+    Mutant("nb 04: 'micro-average' AUC computed as the macro average", NB04,
+           'micro = roc_auc_score(y_onehot, probs, average="micro")',
+           'micro = roc_auc_score(y_onehot, probs, average="macro")',
+           (VALIDATION,), "test_auc_per_class_and_averages_equal_roc_auc_score"),
+    Mutant("nb 04: imbalanced-learn report with y_pred and y_true swapped (precision <-> recall)", NB04,
+           "classification_report_imbalanced(y_true, y_pred,", "classification_report_imbalanced(y_pred, y_true,",
+           (VALIDATION,), "test_report_precision_recall_f1_equal_an_independent_count"),
+    Mutant("nb 04: F1 chart sorted best first, so 'weakest' names the strongest", NB04,
+           'order = report["F1"].sort_values()', 'order = report["F1"].sort_values(ascending=False)',
+           (VALIDATION,), "test_report_precision_recall_f1_equal_an_independent_count"),
+    Mutant("nb 04: decoding table's precision and recall from swapped arguments", NB04,
+           "precision_recall_fscore_support(y_true, y_pred_any,", "precision_recall_fscore_support(y_pred_any, y_true,",
+           (VALIDATION,), "test_the_decoding_table_compares_argmax_with_threshold_then_argmax"),
+    Mutant("nb 04: threshold demonstration at 0.05 instead of the article's 0.5", NB04,
+           "above = (probs >= 0.5).astype(int)", "above = (probs >= 0.05).astype(int)",
+           (VALIDATION,), "test_threshold_demonstration_counts_what_its_text_says"),
+    Mutant("nb 04: threshold-then-argmax 'fixed' to plain argmax, hiding the artefact it shows", NB04,
+           "y_naive = above.argmax(axis=1)", "y_naive = probs.argmax(axis=1)",
+           (VALIDATION,), "test_threshold_demonstration_counts_what_its_text_says"),
+    Mutant("nb 04: confident mistakes sorted least confident first", NB04,
+           "wrong[np.argsort(-top[wrong])]", "wrong[np.argsort(top[wrong])]",
+           (VALIDATION,), "test_confident_mistakes_are_the_most_confident_wrong_answers_in_falling_order"),
+    Mutant("nb 04: 'over 90% confidence' counted over all images, not the mistakes", NB04,
+           "{(top[wrong] > 0.9).sum():,}", "{(top > 0.9).sum():,}",
+           (VALIDATION,), "test_confident_mistakes_are_the_most_confident_wrong_answers_in_falling_order"),
+    Mutant("nb 04: the near miss picks the most confident wrong answer instead", NB04,
+           "np.argmax(probs[wrong, y_true[wrong]])", "np.argmax(probs[wrong, y_pred[wrong]])",
+           (VALIDATION,), "test_confident_mistakes_are_the_most_confident_wrong_answers_in_falling_order"),
+    Mutant("nb 04: the best epoch by validation accuracy, not the checkpoint's validation loss", NB04,
+           'best_epoch = int(np.argmin(history["val_loss"])) + 1',
+           'best_epoch = int(np.argmax(history["val_accuracy"])) + 1',
+           (VALIDATION,), "test_the_probabilities_are_the_saved_models_and_each_accuracy_its_own_set"),
+    Mutant("nb 04: 'test' accuracy measured on the validation images", NB04,
+           '"test": (x_test, y_test)}.items():', '"test": (x_val, y_val)}.items():',
+           (VALIDATION,), "test_the_probabilities_are_the_saved_models_and_each_accuracy_its_own_set"),
 ]
 
 
@@ -119,56 +211,156 @@ def scratch_copy(dest: Path) -> None:
             shutil.copy2(src, dest / name)
 
 
-def run_tests(copy: Path, tests) -> tuple[bool, list[str], float]:
+def _code_cells(nb):
+    return [cell for cell in nb.cells if cell.cell_type == "code"]
+
+
+def occurrences(root: Path, m: Mutant) -> int:
+    """How often the mutant's text occurs where it would apply: the .py file, or, for a notebook,
+    its code cells (1 only when one code cell holds it once)."""
+    path = root / m.file
+    if not path.is_file():
+        return 0
+    if path.suffix != ".ipynb":
+        return path.read_text().count(m.old)
+    import nbformat
+    counts = [cell.source.count(m.old) for cell in _code_cells(nbformat.read(path, as_version=4))]
+    return sum(counts) if sum(counts) != 1 else 1
+
+
+def apply(root: Path, m: Mutant) -> None:
+    path = root / m.file
+    if path.suffix != ".ipynb":
+        path.write_text(path.read_text().replace(m.old, m.new))
+        return
+    import nbformat
+    nb = nbformat.read(path, as_version=4)
+    (cell,) = [c for c in _code_cells(nb) if m.old in c.source]
+    cell.source = cell.source.replace(m.old, m.new)
+    nbformat.write(nb, path)
+
+
+@dataclass
+class Run:
+    code: int | None               # pytest's exit status; None: killed at the time limit
+    failed: list                   # node ids of the tests that failed or errored
+    seconds: float
+    last_line: str = ""
+
+
+def run_tests(copy: Path, tests, timeout: float) -> Run:
+    """pytest on `tests` in the scratch copy, in its own process group (notebook kernels too),
+    killed as a whole at the time limit."""
     env = dict(os.environ, PYTHONPATH=str(copy), CIFAR10_QUICK="1", PYTHONDONTWRITEBYTECODE="1")
+    env.pop("CIFAR10_TEST_ARTIFACTS", None)      # each run in a fresh temporary artifacts folder
+    report = copy / ".mutants-junit.xml"
     started = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-rf", "-p", "no:cacheprovider",
-                           *tests], cwd=copy, env=env, capture_output=True, text=True)
-    failed = sorted(set(re.findall(r"^FAILED (\S+?)(?: - |$)", proc.stdout, re.M)))
-    if proc.returncode not in (0, 1):          # 1: tests failed; anything else: pytest itself broke
-        failed = failed or [f"pytest exit {proc.returncode}: {proc.stdout.strip().splitlines()[-1:]}"]
-    return proc.returncode == 0, failed, time.perf_counter() - started
+    proc = subprocess.Popen([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                             f"--junitxml={report}", *tests], cwd=copy, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        out, _ = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
+        return Run(None, [], time.perf_counter() - started)
+    finally:
+        if proc.poll() is None:                  # interrupted: leave nothing running
+            os.killpg(proc.pid, signal.SIGKILL)
+    seconds = time.perf_counter() - started
+    failed = []
+    if report.is_file():
+        for case in ET.parse(report).iter("testcase"):
+            if case.find("failure") is not None or case.find("error") is not None:
+                module = case.get("classname", "").replace(".", "/")
+                failed.append(f"{module}.py::{case.get('name')}")
+    lines = [line for line in out.strip().splitlines() if line.strip()]
+    return Run(proc.returncode, failed, seconds, lines[-1] if lines else "")
+
+
+def names_catcher(failed: str, catcher: str) -> bool:
+    """Does the failed test's node id (file.py::name[params]) name the mutant's catcher?"""
+    file, _, name = failed.rpartition("::")
+    want_file, _, want = catcher.rpartition("::")
+    if want_file and not (file == want_file or file.startswith(want_file.removesuffix(".py") + "/")):
+        return False
+    return name == want or ("[" not in want and name.startswith(want + "["))
+
+
+def verdict(run: Run, m: Mutant) -> str:
+    if run.code is None:
+        return "TIMEOUT"
+    if run.code == 0:
+        return "SURVIVED"
+    if run.code != 1:
+        return f"ERROR (pytest exit {run.code})"
+    return "caught" if any(names_catcher(f, m.catcher) for f in run.failed) else "OTHER TEST"
+
+
+def short(node: str) -> str:
+    return node.rpartition("::")[2]
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("only", nargs="*", type=int, help="mutant numbers to run (default: all)")
     ap.add_argument("--list", action="store_true", help="print the mutants and stop")
+    ap.add_argument("--timeout", type=float, default=TIMEOUT_S,
+                    help=f"seconds each pytest run may take (default {TIMEOUT_S})")
     args = ap.parse_args()
     chosen = [(i, m) for i, m in enumerate(MUTANTS, start=1) if not args.only or i in args.only]
     if args.list:
         for i, m in chosen:
-            print(f"{i:2}. {m.what}  ({m.file}; tests: {', '.join(m.tests)})")
+            print(f"{i:2}. {m.what}  ({m.file}; caught by {m.catcher}; runs {', '.join(m.tests)})")
         return 0
+    started = time.perf_counter()
+    verdicts = {}
     with tempfile.TemporaryDirectory(prefix="cifar10-mutants-") as tmp:
         base = Path(tmp) / "clean"
         scratch_copy(base)
         for i, m in chosen:                      # every mutation must apply exactly once
-            count = (base / m.file).read_text().count(m.old)
+            count = occurrences(base, m)
             if count != 1:
-                print(f"mutant {i} ({m.what}): its text occurs {count} times in {m.file}; update the list")
-                return 2
-        tests = sorted({t for _, m in chosen for t in m.tests})
-        ok, failed, seconds = run_tests(base, tests)
-        print(f"unmutated copy: {'all guarding tests pass' if ok else 'FAILS: ' + ', '.join(failed)} ({seconds:.0f} s)")
-        if not ok:
+                verdicts[i] = "DOES NOT APPLY"
+                print(f"mutant {i} ({m.what}): its text occurs {count} times in "
+                      f"{m.file}{' code cells' if m.file.endswith('.ipynb') else ''}; update the list")
+        runnable = [(i, m) for i, m in chosen if i not in verdicts]
+        tests = sorted({t for _, m in runnable for t in m.tests})
+        clean = run_tests(base, tests, args.timeout * 2)
+        state = ("all guarding tests pass" if clean.code == 0 else "TIMEOUT" if clean.code is None
+                 else f"FAILS (pytest exit {clean.code}: {clean.last_line}) {', '.join(clean.failed)}")
+        print(f"unmutated copy: {state} ({clean.seconds:.0f} s)", flush=True)
+        if clean.code != 0:
             return 2
-        print("\n| # | mutant | verdict | caught by | s |\n|---|---|---|---|---|", flush=True)
-        survived = 0
+        print("\n| # | mutant | file | verdict | meant to be caught by | tests that failed | s |"
+              "\n|---|---|---|---|---|---|---|", flush=True)
         for i, m in chosen:
+            if i in verdicts:
+                print(f"| {i} | {m.what} | {m.file} | {verdicts[i]} | {short(m.catcher)} | | |", flush=True)
+                continue
             copy = Path(tmp) / f"mutant-{i}"
             shutil.copytree(base, copy)
-            target = copy / m.file
-            target.write_text(target.read_text().replace(m.old, m.new))
-            ok, failed, seconds = run_tests(copy, m.tests)
-            survived += ok
-            caught = ", ".join(f.split("::")[-1] if "::" in f else f for f in failed[:3])
-            more = f" (+{len(failed) - 3} more)" if len(failed) > 3 else ""
-            print(f"| {i} | {m.what} | {'SURVIVED' if ok else 'caught'} | {caught}{more} | {seconds:.0f} |",
-                  flush=True)
+            apply(copy, m)
+            run = run_tests(copy, m.tests, args.timeout)
+            verdicts[i] = verdict(run, m)
+            failed = [short(f) for f in run.failed]
+            shown = ", ".join(failed[:3]) + (f" (+{len(failed) - 3} more)" if len(failed) > 3 else "")
+            if verdicts[i].startswith("ERROR"):
+                shown = run.last_line
+            elif verdicts[i] == "TIMEOUT":
+                shown = f"killed after {args.timeout:.0f} s"
+            print(f"| {i} | {m.what} | {m.file} | {verdicts[i]} | {short(m.catcher)} | {shown} "
+                  f"| {run.seconds:.0f} |", flush=True)
             shutil.rmtree(copy, ignore_errors=True)
-    print(f"\n{len(chosen) - survived} of {len(chosen)} mutants caught.")
-    return 1 if survived else 0
+    caught = sum(v == "caught" for v in verdicts.values())
+    tally = {}
+    for v in verdicts.values():
+        key = v.split(" (")[0]
+        tally[key] = tally.get(key, 0) + 1
+    print(f"\n{caught} of {len(chosen)} mutants caught ("
+          + ", ".join(f"{n} {k}" for k, n in sorted(tally.items())) + f"); "
+          f"{time.perf_counter() - started:.0f} s in all.")
+    return 0 if caught == len(chosen) else 1
 
 
 if __name__ == "__main__":
