@@ -52,6 +52,9 @@ MODEL, CONTRACT, DATA, ARTIFACTS = "tests/test_model.py", "tests/test_contract.p
 SETTINGS, FURTHER, PROGRESS, CONVERSION = "tests/test_settings.py", "tests/test_further.py", "tests/test_progress.py", "tests/test_conversion.py"
 PLOTS = "tests/test_plots.py"
 NB04, VALIDATION = "notebooks/04_model_validation.ipynb", "tests/test_validation_notebook.py"
+SOL01, SOL02 = "notebooks/solutions/01_data_loading_solutions.ipynb", "notebooks/solutions/02_data_format_conversion_solutions.ipynb"
+SOL03, SOL04 = "notebooks/solutions/03_model_building_and_training_solutions.ipynb", "notebooks/solutions/04_model_validation_solutions.ipynb"
+SOLUTIONS = "tests/test_solutions.py"
 
 MUTANTS = [
     # the five a review found surviving
@@ -198,6 +201,68 @@ MUTANTS = [
     Mutant("nb 04: 'test' accuracy measured on the validation images", NB04,
            '"test": (x_test, y_test)}.items():', '"test": (x_val, y_val)}.items():',
            (VALIDATION,), "test_the_probabilities_are_the_saved_models_and_each_accuracy_its_own_set"),
+    # the worked solutions' own cells
+    Mutant("sol 01: 'mirrored' reverses the colour channels, not the columns", SOL01,
+           "mirrored = image[:, ::-1]", "mirrored = image[:, :, ::-1]",
+           (f"{SOLUTIONS}::test_sol01_flips_reverse_the_rows_or_the_columns",),
+           "test_sol01_flips_reverse_the_rows_or_the_columns"),
+    Mutant("sol 01: channel means of the test images, printed as the training set's", SOL01,
+           "means = x_train.mean(axis=(0, 1, 2))", "means = x_test.mean(axis=(0, 1, 2))",
+           (f"{SOLUTIONS}::test_sol01_channel_means_and_the_dominant_channel",),
+           "test_sol01_channel_means_and_the_dominant_channel"),
+    Mutant("sol 02: the channel means summed in float32 (the pitfall the solution warns of)", SOL02,
+           'mean = x_train_scaled.mean(axis=(0, 1, 2), dtype="float64")', "mean = x_train_scaled.mean(axis=(0, 1, 2))",
+           (f"{SOLUTIONS}::test_sol02_channel_statistics_and_the_standardised_range",),
+           "test_sol02_channel_statistics_and_the_standardised_range"),
+    Mutant("sol 02: variance where the standard deviation belongs", SOL02,
+           'std = x_train_scaled.std(axis=(0, 1, 2), dtype="float64")',
+           'std = x_train_scaled.var(axis=(0, 1, 2), dtype="float64")',
+           (f"{SOLUTIONS}::test_sol02_channel_statistics_and_the_standardised_range",),
+           "test_sol02_channel_statistics_and_the_standardised_range"),
+    Mutant("sol 02: class numbers as int64, so the saving printed is not the 40-fold the text quotes", SOL02,
+           'as_numbers = y_train.ravel().astype("uint8")', 'as_numbers = y_train.ravel().astype("int64")',
+           (f"{SOLUTIONS}::test_sol02_class_numbers_take_a_fortieth_of_the_memory_and_give_the_same_loss",),
+           "test_sol02_class_numbers_take_a_fortieth_of_the_memory_and_give_the_same_loss"),
+    Mutant("sol 03: the conv_axis switch ignored, so exercise 1 trains the baseline again", SOL03,
+           "keras.constraints.MaxNorm(3, axis=conv_axis), keras.constraints.MaxNorm(3)",
+           "keras.constraints.MaxNorm(3), keras.constraints.MaxNorm(3)",
+           (SOLUTIONS + "::test_sol03_each_variant_differs_from_the_articles_model_in_one_place",),
+           "test_sol03_each_variant_differs_from_the_articles_model_in_one_place"),
+    Mutant("sol 03: SGD trained at learning rate 0.1 under the heading 0.01", SOL03,
+           '"SGD, learning rate 0.01"] = train(article_model(optimizer=keras.optimizers.SGD(learning_rate=0.01)))',
+           '"SGD, learning rate 0.01"] = train(article_model(optimizer=keras.optimizers.SGD(learning_rate=0.1)))',
+           (SOLUTIONS + "::test_sol03_each_variant_differs_from_the_articles_model_in_one_place",),
+           "test_sol03_each_variant_differs_from_the_articles_model_in_one_place"),
+    Mutant("sol 03: the baseline quoted from training accuracy, printed as validation accuracy", SOL03,
+           'baseline = results["the article\'s model"]["val_accuracy"][-1]',
+           'baseline = results["the article\'s model"]["accuracy"][-1]',
+           (SOLUTIONS + "::test_sol03_the_summary_is_each_variants_last_epoch",),
+           "test_sol03_the_summary_is_each_variants_last_epoch"),
+    Mutant("sol 03: the summary's validation loss taken from the training loss", SOL03,
+           '"validation loss": h["val_loss"][-1]', '"validation loss": h["loss"][-1]',
+           (SOLUTIONS + "::test_sol03_the_summary_is_each_variants_last_epoch",),
+           "test_sol03_the_summary_is_each_variants_last_epoch"),
+    Mutant("sol 04: 'least confident 10%' cut at the 90% quantile", SOL04,
+           "cut = np.quantile(top, 0.10)", "cut = np.quantile(top, 0.90)",
+           (SOLUTIONS + "::test_sol04_accuracy_on_the_least_confident_tenth",),
+           "test_sol04_accuracy_on_the_least_confident_tenth"),
+    Mutant("sol 04: the least confident images selected as the most confident", SOL04,
+           "unsure = top <= cut", "unsure = top >= cut",
+           (SOLUTIONS + "::test_sol04_accuracy_on_the_least_confident_tenth",),
+           "test_sol04_accuracy_on_the_least_confident_tenth"),
+    Mutant("sol 04: report with y_true and y_pred swapped (precision <-> recall)", SOL04,
+           "classification_report_imbalanced(y_true, y, labels=", "classification_report_imbalanced(y, y_true, labels=",
+           (SOLUTIONS + "::test_sol04_the_report_under_threshold_then_argmax",),
+           "test_sol04_the_report_under_threshold_then_argmax"),
+    Mutant("sol 04: the change computed as argmax minus threshold-then-argmax", SOL04,
+           "change = (report(y_naive) - report(y_pred))", "change = (report(y_pred) - report(y_naive))",
+           (SOLUTIONS + "::test_sol04_the_report_under_threshold_then_argmax",),
+           "test_sol04_the_report_under_threshold_then_argmax"),
+    Mutant("sol 04: gain from pooling computed the wrong way round", SOL04,
+           'gain["gain"] = gain["with pooling"] - gain["without pooling"]',
+           'gain["gain"] = gain["without pooling"] - gain["with pooling"]',
+           (SOLUTIONS + "::test_sol04_per_class_f1_with_and_without_pooling",),
+           "test_sol04_per_class_f1_with_and_without_pooling"),
 ]
 
 
