@@ -152,7 +152,7 @@ MUTANTS = [
     Mutant("training curve drawn from the validation values", "helpers/plots.py",
            'ax.plot(epochs, history[key], "o-", label="training")',
            'ax.plot(epochs, history[f"val_{key}"], "o-", label="training")', (PLOTS,),
-           "test_history_plot_marks_the_best_epoch"),
+           "test_history_plot_draws_training_and_validation_from_their_own_keys"),
     # notebook 04's own cells: what a reader is taught, computed wrongly without raising
     Mutant("nb 04: confusion matrix with predictions as rows", NB04,
            "confusion_matrix(y_true, y_pred, labels=range(10))", "confusion_matrix(y_pred, y_true, labels=range(10))",
