@@ -98,7 +98,7 @@ def jupyter_lab(root: Path, scratch: Path):
                 break
             except (urllib.error.URLError, ConnectionError, OSError):
                 if time.time() > deadline:
-                    raise RuntimeError("JupyterLab did not answer within 90 s")
+                    raise RuntimeError("JupyterLab did not answer within 90 s") from None
                 time.sleep(0.5)
         yield lab
     finally:
