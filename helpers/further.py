@@ -1,4 +1,4 @@
-"""Notebook 05's recipe, shared with its worked solutions, `make bench` and the tests.
+"""Notebook 05's experiments, shared with its worked solutions, `make bench` and the tests.
 
 - `count_macs(model)`, `layer_macs(layer)`: multiply-adds per image, counted layer by layer;
 - `augment(images, rng)`: random horizontal flips and pad-and-crop translations, vectorised
@@ -6,8 +6,12 @@
   compiled on every backend);
 - `AugmentedImages`: a `keras.utils.PyDataset` that serves a freshly augmented copy of the
   training images each epoch;
-- `build_fast_model(...)`: the final model (three convolution blocks with batch
-  normalisation and a global max-pool head);
+- `ARTICLE`, `ABLATION`, `RECIPE`: the ablation as data. Every row is a configuration (a
+  dict of named settings) that differs from the row it starts from in the settings it names,
+  and nothing else; `ablation_configs()` spells each row out in full;
+- `build_network(config, ...)`, `compile_network(model, config, steps)`: one builder for every
+  row, the article's model and the final recipe included;
+- `whitening_filters(images)`: the patch-whitening first layer's fixed weights;
 - `one_cycle_sgd(...)`: SGD with Nesterov momentum under a warm-up-then-cosine schedule.
 """
 from __future__ import annotations
@@ -18,6 +22,11 @@ import keras
 import numpy as np
 
 from .data import convert_data_format
+
+# --------------------------------------------------------------------------- multiply-adds
+
+# Layers that hold weights but cost no multiply-adds worth counting (one operation per value).
+_CHEAP_WEIGHTED = (keras.layers.BatchNormalization, keras.layers.LayerNormalization)
 
 
 def count_macs(model) -> int:
@@ -31,15 +40,28 @@ def layer_macs(layer) -> int:
     A `Conv2D` layer costs (output rows x output columns) x (kernel rows x kernel columns x
     input channels) x filters; a `Dense` layer costs inputs x units. Everything else (bias,
     activation, pooling, batch normalisation) is one addition or comparison per value, tiny
-    next to these, and is not counted, as in the usual "MACs" tables.
+    next to these, and is not counted, as in the usual "MACs" tables. A layer with weights
+    that this function does not know how to count (a depthwise, separable or transposed
+    convolution, a channels-first convolution, an attention layer...) raises a ValueError
+    rather than being counted as free.
     """
-    if isinstance(layer, keras.layers.Conv2D):
+    if type(layer) is keras.layers.Conv2D:
+        if layer.data_format != "channels_last":
+            raise ValueError(f"layer_macs() counts channels-last convolutions only; {layer.name!r} "
+                             f"is {layer.data_format}. Build the model channels-last to count it.")
+        if layer.groups != 1:
+            raise ValueError(f"layer_macs() cannot count the grouped convolution {layer.name!r} "
+                             f"(groups={layer.groups}).")
         _, rows, cols, _ = layer.output.shape
         k_rows, k_cols, in_channels, filters = layer.kernel.shape
         return int(rows * cols * k_rows * k_cols * in_channels * filters)
-    if isinstance(layer, keras.layers.Dense):
+    if type(layer) is keras.layers.Dense:
         inputs, units = layer.kernel.shape
         return int(inputs * units)
+    if layer.weights and not isinstance(layer, _CHEAP_WEIGHTED):
+        raise ValueError(f"layer_macs() does not know how to count {type(layer).__name__} "
+                         f"{layer.name!r}, a layer with weights; it counts Conv2D (channels-last) "
+                         f"and Dense only. Count this layer by hand.")
     return 0
 
 
@@ -50,6 +72,8 @@ def _leaf_layers(model):
         else:
             yield layer
 
+
+# --------------------------------------------------------------------------- augmentation
 
 def augment(images, rng, pad=2, flip=True):
     """Flip each image left-right with probability 1/2 and shift it by up to `pad` pixels.
@@ -111,49 +135,197 @@ class AugmentedImages(keras.utils.PyDataset):
         self.order = self.rng.permutation(len(self.x))
 
 
-def build_fast_model(stem=24, widths=(32, 64, 128), input_shape=(32, 32, 3), num_classes=10,
-                     batch_norm=True, seed=None, name="fast_cnn"):
-    """The final model of notebook 05, uncompiled: a stem convolution and three blocks.
+# --------------------------------------------------------------------------- the ablation as data
 
-    stem: Conv2D(stem, 3x3) -> BatchNorm -> ReLU, at 32x32
-    block(w), three times: Conv2D(w, 3x3) -> MaxPool 2x2 -> BatchNorm -> ReLU
-                           -> Conv2D(w, 3x3) -> BatchNorm -> ReLU
-    head: GlobalMaxPooling2D -> Dense(num_classes, softmax)
+# The article's model and training settings, spelled out as the settings the ablation changes.
+ARTICLE = {
+    "body": "article",          # "article": two 3x3 convolutions at 32x32; "blocks": a stem and three blocks
+    "head": "dense500",         # "dense500": Flatten -> Dense(500); "average" / "max": global pooling
+    "max_norm": True,           # MaxNorm(3) on the kernels, as the article
+    "batch_norm": False,        # batch normalisation after every convolution
+    "first_layer": "conv",      # "conv": a trained 3x3 convolution (24 filters in the blocks body);
+                                # "whitening": a fixed 2x2 patch-whitening convolution (24 filters)
+    "widths": (32, 64, 128),    # the three blocks' widths (body "blocks" only)
+    "optimizer": "adam",        # "adam" (constant rate) or "sgd" (Nesterov, one-cycle schedule)
+    "learning_rate": 1e-3,      # Adam's rate, or SGD's peak rate
+    "batch_size": 32,
+    "weight_decay": 0.0,        # L2 penalty on every kernel, added to the loss (coupled)
+    "augment": False,           # random flips and 2-pixel shifts of the training images
+    "label_smoothing": 0.0,
+}
 
-    Pooling right after each block's first convolution makes its second convolution
-    four times cheaper. Convolutions have no bias: the batch normalisation that follows
-    adds its own. `batch_norm=False` gives the same network without it (the ablation).
+# (row, label, the row it starts from, the settings it changes). Every row names what it
+# changes; tests/test_further.py checks that nothing else differs.
+ABLATION = [
+    ("A", "the article's model (notebook 03)", None, {}),
+    ("B", "global average pooling instead of Flatten + Dense(500)", "A", {"head": "average"}),
+    ("C", "a deeper body: a stem and three blocks of two convolutions", "B", {"body": "blocks"}),
+    ("D", "global max pooling instead of average", "C", {"head": "max"}),
+    ("E", "no MaxNorm constraint", "D", {"max_norm": False}),
+    ("F", "batches of 512 instead of 32", "E", {"batch_size": 512}),
+    ("G", "SGD with Nesterov momentum and a one-cycle schedule (peak 0.05) instead of Adam", "F",
+     {"optimizer": "sgd", "learning_rate": 0.05}),
+    ("H", "+ batch normalisation", "G", {"batch_norm": True}),
+    ("I", "peak learning rate 0.4 instead of 0.05", "H", {"learning_rate": 0.4}),
+    ("I0", "(side row) peak learning rate 0.4, without batch normalisation", "G", {"learning_rate": 0.4}),
+    ("J", "+ weight decay: an L2 penalty of 5e-4 on every kernel", "I", {"weight_decay": 5e-4}),
+    ("K", "+ augmentation: random flips and 2-pixel shifts", "J", {"augment": True}),
+    ("L", "+ label smoothing 0.2", "K", {"label_smoothing": 0.2}),
+    ("M", "a fixed patch-whitening first layer instead of a trained one", "L", {"first_layer": "whitening"}),
+    ("N", "wider blocks: 48, 192, 192 instead of 32, 64, 128", "M", {"widths": (48, 192, 192)}),
+]
+
+
+def ablation_configs() -> dict:
+    """Every ablation row's full configuration, by row name: its base row's, with its changes."""
+    configs = {}
+    for row, _label, base, changes in ABLATION:
+        unknown = set(changes) - set(ARTICLE)
+        if unknown:
+            raise ValueError(f"ablation row {row} changes unknown settings {sorted(unknown)}")
+        configs[row] = {**(ARTICLE if base is None else configs[base]), **changes}
+    return configs
+
+
+# The final recipe: the ablation's last row, trained longer.
+RECIPE = ablation_configs()["N"]
+
+
+# --------------------------------------------------------------------------- building and compiling
+
+def whitening_filters(images, epsilon=5e-4, size=2):
+    """Weights of a fixed first layer that whitens 2x2 patches: (kernel, bias), 24 filters.
+
+    Every 2x2 patch of an RGB image is 12 numbers, and neighbouring pixels are strongly
+    correlated: most of the variation lies along a few directions (overall brightness),
+    little along the others (fine colour edges). This layer projects each patch on the 12
+    principal directions of the training patches and divides by each direction's standard
+    deviation, so that every direction reaches the next layer at the same scale; the 12
+    filters and their negatives (so that a ReLU keeps both signs) make 24. `epsilon`, as a
+    fraction of the average variance, keeps the weakest directions (mostly noise) from being
+    blown up. Computed from up to 5,000 `images` (uint8, as loaded), in [0, 1] units like
+    `convert_data_format`'s output; the bias centres each output on zero.
     """
+    images = np.asarray(images)
+    if images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"whitening_filters() takes RGB images (n, rows, columns, 3), got shape "
+                         f"{images.shape}.")
+    count, total, outer = 0, np.zeros(size * size * 3), np.zeros((size * size * 3,) * 2)
+    for start in range(0, min(len(images), 5_000), 500):      # 500 images at a time: small memory
+        x = images[start:start + 500].astype(np.float64) / 255.0
+        patches = np.lib.stride_tricks.sliding_window_view(x, (size, size), axis=(1, 2))
+        patches = patches.transpose(0, 1, 2, 4, 5, 3).reshape(-1, size * size * 3)  # rows, cols, channel
+        count, total, outer = count + len(patches), total + patches.sum(axis=0), outer + patches.T @ patches
+    mean = total / count
+    cov = outer / count - np.outer(mean, mean)
+    variances, directions = np.linalg.eigh(cov)
+    scale = 1.0 / np.sqrt(variances + epsilon * np.trace(cov) / len(cov))
+    filters = directions * scale                               # one whitening direction per column
+    filters = np.concatenate([filters, -filters], axis=1)
+    kernel = filters.reshape(size, size, 3, -1).astype(np.float32)
+    bias = (-mean @ filters).astype(np.float32)
+    return kernel, bias
+
+
+def build_network(config, input_shape=(32, 32, 3), num_classes=10, whitening=None, seed=None,
+                  name="network"):
+    """The network a configuration describes, uncompiled (`compile_network` compiles it).
+
+    body "article": Conv2D(32, 3x3) -> Conv2D(32, 3x3), ReLU, at 32x32 (the article's);
+    body "blocks":  a first layer at 32x32, then three blocks, each
+                    Conv2D(w, 3x3) -> MaxPool 2x2 -> [BatchNorm] -> ReLU -> Conv2D(w, 3x3) -> [BatchNorm] -> ReLU;
+    head "dense500": Flatten -> Dense(500, ReLU) -> Dense(num_classes, softmax) (the article's);
+    head "average" / "max": global average or max pooling -> Dense(num_classes, softmax).
+
+    The first layer is a trained Conv2D(24, 3x3) (-> [BatchNorm] -> ReLU), or, with
+    `first_layer="whitening"`, a fixed Conv2D(24, 2x2) whose weights come from
+    `whitening` (the pair `whitening_filters` returns) -> ReLU. Convolutions followed by batch
+    normalisation have no bias (the normalisation adds its own) and no learned scale in the
+    normalisation (the next convolution or softmax layer scales anyway).
+    """
+    unknown = set(config) - set(ARTICLE)
+    missing = set(ARTICLE) - set(config)
+    if unknown or missing:
+        raise ValueError(f"a network configuration needs exactly the settings of ARTICLE; "
+                         f"unknown: {sorted(unknown)}, missing: {sorted(missing)}")
+    if config["body"] not in ("article", "blocks") or config["head"] not in ("dense500", "average", "max"):
+        raise ValueError(f"unknown body {config['body']!r} or head {config['head']!r}")
+    if config["first_layer"] == "whitening" and whitening is None:
+        raise ValueError("first_layer='whitening' needs its fixed weights: pass "
+                         "whitening=whitening_filters(x_train).")
     if seed is not None:
         keras.utils.set_random_seed(seed)
     layers = keras.layers
+    bn = config["batch_norm"]
+    constraint = keras.constraints.MaxNorm(3) if config["max_norm"] else None
+    penalty = keras.regularizers.L2(config["weight_decay"]) if config["weight_decay"] else None
 
-    def conv(width, label):
-        out = [layers.Conv2D(width, 3, padding="same", use_bias=not batch_norm, name=f"{label}_conv")]
-        return out
+    def conv(width, label, size=3):
+        return [layers.Conv2D(width, size, padding="same", use_bias=not bn, kernel_constraint=constraint,
+                              kernel_regularizer=penalty, name=f"{label}_conv")]
 
-    def norm_act(label):
-        out = [layers.BatchNormalization(momentum=0.9, name=f"{label}_bn")] if batch_norm else []
-        return out + [layers.ReLU(name=f"{label}_relu")]
+    def norm_relu(label):
+        return ([layers.BatchNormalization(momentum=0.9, scale=False, name=f"{label}_bn")] if bn else []) + [
+            layers.ReLU(name=f"{label}_relu")]
 
     stack = [keras.Input(shape=input_shape)]
-    stack += conv(stem, "stem") + norm_act("stem")
-    for i, width in enumerate(widths, start=1):
-        stack += conv(width, f"block{i}a") + [layers.MaxPooling2D(2, name=f"block{i}_pool")]
-        stack += norm_act(f"block{i}a")
-        stack += conv(width, f"block{i}b") + norm_act(f"block{i}b")
-    stack += [layers.GlobalMaxPooling2D(name="global_max_pool"),
-              layers.Dense(num_classes, activation="softmax", name="softmax_out")]
-    return keras.Sequential(stack, name=name)
+    if config["body"] == "article":
+        stack += conv(32, "conv_1") + norm_relu("conv_1") + conv(32, "conv_2") + norm_relu("conv_2")
+    else:
+        if config["first_layer"] == "whitening":
+            stack += [layers.Conv2D(24, 2, padding="valid", trainable=False, name="whitening_conv"),
+                      layers.ReLU(name="whitening_relu")]
+        else:
+            stack += conv(24, "stem") + norm_relu("stem")
+        for i, width in enumerate(config["widths"], start=1):
+            stack += conv(width, f"block{i}a") + [layers.MaxPooling2D(2, name=f"block{i}_pool")]
+            stack += norm_relu(f"block{i}a") + conv(width, f"block{i}b") + norm_relu(f"block{i}b")
+    if config["head"] == "dense500":
+        stack += [layers.Flatten(name="flatten"),
+                  layers.Dense(500, activation="relu", kernel_constraint=constraint,
+                               kernel_regularizer=penalty, name="dense_500")]
+    else:
+        stack += [layers.GlobalAveragePooling2D(name="global_average") if config["head"] == "average"
+                  else layers.GlobalMaxPooling2D(name="global_max")]
+    stack += [layers.Dense(num_classes, activation="softmax", kernel_regularizer=penalty,
+                           name="softmax_out")]            # the article puts no MaxNorm on its output layer
+    model = keras.Sequential(stack, name=name)
+    if config["first_layer"] == "whitening" and config["body"] == "blocks":
+        model.get_layer("whitening_conv").set_weights(list(whitening))
+    return model
 
 
-def one_cycle_sgd(peak_learning_rate, total_steps, warmup_fraction=0.2, momentum=0.9,
-                  weight_decay=5e-4):
+def compile_network(model, config, total_steps, jit_compile="auto"):
+    """Compile `model` with the configuration's optimiser, loss and metric.
+
+    "adam": Adam at a constant `learning_rate`; "sgd": `one_cycle_sgd(learning_rate,
+    total_steps)`. Categorical cross-entropy with the configuration's label smoothing. The
+    weight decay is not here: it is the L2 penalty `build_network` puts on the kernels.
+    """
+    if config["optimizer"] == "adam":
+        optimizer = keras.optimizers.Adam(config["learning_rate"])
+    elif config["optimizer"] == "sgd":
+        optimizer = one_cycle_sgd(config["learning_rate"], total_steps)
+    else:
+        raise ValueError(f"unknown optimizer {config['optimizer']!r}: 'adam' or 'sgd'")
+    model.compile(optimizer=optimizer, metrics=["accuracy"], jit_compile=jit_compile,
+                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=config["label_smoothing"]))
+    return model
+
+
+def one_cycle_sgd(peak_learning_rate, total_steps, warmup_fraction=0.2, momentum=0.9):
     """SGD with Nesterov momentum; the learning rate climbs linearly from 0 to its peak over
-    the first `warmup_fraction` of the steps, then falls along a cosine to 0 at the end."""
+    the first `warmup_fraction` of the steps, then falls along a cosine to 0 at the end.
+
+    No weight decay here on purpose: Keras' `weight_decay=` argument is *decoupled* (it
+    shrinks the weights by learning rate x decay at each step, outside the momentum), which
+    at the same number is about ten times weaker than the usual L2 penalty with momentum 0.9.
+    The series puts the usual L2 penalty on the kernels instead (`build_network`).
+    """
+    if total_steps < 1:
+        raise ValueError(f"one_cycle_sgd() needs at least one training step, got {total_steps}.")
     warmup = max(1, int(total_steps * warmup_fraction))
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0, warmup_target=peak_learning_rate, warmup_steps=warmup,
         decay_steps=max(1, total_steps - warmup), alpha=0.0)
-    return keras.optimizers.SGD(learning_rate=schedule, momentum=momentum, nesterov=True,
-                                weight_decay=weight_decay)
+    return keras.optimizers.SGD(learning_rate=schedule, momentum=momentum, nesterov=True)

@@ -11,7 +11,9 @@ import pytest
 from helpers import (CIFAR10DataError, build_article_model, get_settings, load_best_model,
                      load_cifar10, split_train_val)
 from helpers.data import _ALLOWED_GLOBALS, _BatchUnpickler
-from helpers.further import build_fast_model
+from helpers.further import RECIPE, build_network, compile_network, one_cycle_sgd
+
+_ZERO_WHITENING = (np.zeros((2, 2, 3, 24), "float32"), np.zeros(24, "float32"))
 
 # ------------------------------------------------------------- the article's model
 
@@ -70,20 +72,39 @@ def test_the_articles_model_gives_probabilities():
 
 
 def test_every_layer_of_the_final_model():
-    layers = [_describe(layer) for layer in build_fast_model().layers]
+    layers = [_describe(layer) for layer in build_network(RECIPE, whitening=_ZERO_WHITENING).layers]
     convs = [(d["name"], d["filters"], d["kernel"], d["padding"], d["bias"], d["activation"])
              for d in layers if d["type"] == "Conv2D"]
-    assert convs == [(name, w, (3, 3), "same", False, "linear") for name, w in [
-        ("stem_conv", 24), ("block1a_conv", 32), ("block1b_conv", 32), ("block2a_conv", 64),
-        ("block2b_conv", 64), ("block3a_conv", 128), ("block3b_conv", 128)]]
+    assert convs == [("whitening_conv", 24, (2, 2), "valid", True, "linear")] + [
+        (name, w, (3, 3), "same", False, "linear") for name, w in [
+            ("block1a_conv", 48), ("block1b_conv", 48), ("block2a_conv", 192),
+            ("block2b_conv", 192), ("block3a_conv", 192), ("block3b_conv", 192)]]
     order = [d["type"] for d in layers]
     block = ["Conv2D", "MaxPooling2D", "BatchNormalization", "ReLU", "Conv2D", "BatchNormalization", "ReLU"]
-    assert order == ["Conv2D", "BatchNormalization", "ReLU"] + block * 3 + ["GlobalMaxPooling2D", "Dense"]
+    assert order == ["Conv2D", "ReLU"] + block * 3 + ["GlobalMaxPooling2D", "Dense"]
     assert layers[-1] == {"type": "Dense", "name": "softmax_out", "units": 10, "bias": True,
                           "activation": "softmax"}
-    model = build_fast_model()
-    assert all(l.momentum == 0.9 for l in model.layers if isinstance(l, keras.layers.BatchNormalization))
-    assert all(l.pool_size == (2, 2) for l in model.layers if isinstance(l, keras.layers.MaxPooling2D))
+    model = build_network(RECIPE, whitening=_ZERO_WHITENING)
+    assert all(layer.momentum == 0.9 and not layer.scale and layer.center
+               for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization))
+    assert all(layer.pool_size == (2, 2) for layer in model.layers if isinstance(layer, keras.layers.MaxPooling2D))
+    assert not model.get_layer("whitening_conv").trainable
+
+
+def test_the_recipes_weight_decay_is_the_usual_coupled_l2():
+    """Weight decay 5e-4 as the ResNet papers mean it: an L2 penalty in the loss, so its gradient
+    (2 x 5e-4 x w) goes through the momentum like any other; not Keras' decoupled weight_decay=."""
+    model = build_network(RECIPE, whitening=_ZERO_WHITENING, seed=0)
+    compile_network(model, RECIPE, total_steps=10)
+    assert model.optimizer.get_config()["weight_decay"] is None
+    kernels = [layer for layer in model.layers if getattr(layer, "kernel", None) is not None and layer.trainable]
+    assert [layer.name for layer in kernels] == [
+        "block1a_conv", "block1b_conv", "block2a_conv", "block2b_conv", "block3a_conv", "block3b_conv", "softmax_out"]
+    for layer in kernels:
+        w = keras.ops.convert_to_numpy(layer.kernel)
+        assert float(layer.kernel_regularizer(layer.kernel)) == pytest.approx(5e-4 * float(np.sum(w ** 2)), rel=1e-5)
+    schedule = keras.optimizers.schedules.deserialize(one_cycle_sgd(0.4, 10).get_config()["learning_rate"])
+    assert float(schedule(10)) == pytest.approx(0.0, abs=1e-7)
 
 
 # ------------------------------------------------------------- labels stay with their images

@@ -1,14 +1,31 @@
-"""Notebook 05's recipe: what it costs, how it augments, and that it learns from real images."""
+"""Notebook 05's experiments: the ablation as data, the one network builder, what the final
+recipe costs and how it trains, the augmentation, and the patch-whitening first layer."""
 import keras
 import numpy as np
 import pytest
 
 from helpers import build_article_model, convert_data_format
-from helpers.further import (AugmentedImages, augment, build_fast_model, count_macs, layer_macs,
-                             one_cycle_sgd)
+from helpers.further import (ABLATION, ARTICLE, RECIPE, AugmentedImages, ablation_configs, augment,
+                             build_network, compile_network, count_macs, layer_macs, one_cycle_sgd,
+                             whitening_filters)
 
 ARTICLE_MACS = 32 * 32 * 27 * 32 + 32 * 32 * 288 * 32 + 32_768 * 500 + 500 * 10
+RECIPE_MACS = (31 * 31 * (2 * 2 * 3) * 24          # fixed whitening layer, 2x2, valid: 31x31
+               + 31 * 31 * 9 * 24 * 48             # block 1a at 31x31, then pooled to 15x15
+               + 15 * 15 * 9 * 48 * 48             # block 1b
+               + 15 * 15 * 9 * 48 * 192 + 7 * 7 * 9 * 192 * 192      # block 2
+               + 7 * 7 * 9 * 192 * 192 + 3 * 3 * 9 * 192 * 192      # block 3
+               + 192 * 10)
+FAKE_WHITENING = (np.zeros((2, 2, 3, 24), np.float32), np.zeros(24, np.float32))
 
+
+@pytest.fixture(scope="module")
+def whitening(real_data):
+    (x, _), _ = real_data
+    return whitening_filters(x[:45_000])
+
+
+# --------------------------------------------------------------------------- multiply-adds
 
 def test_the_article_models_multiply_adds_are_counted_layer_by_layer():
     model = build_article_model()
@@ -17,46 +34,216 @@ def test_the_article_models_multiply_adds_are_counted_layer_by_layer():
     assert count_macs(model) == ARTICLE_MACS == 26_710_920
 
 
-def test_the_final_model_costs_no_more_per_image_than_the_articles():
-    model = build_fast_model()
-    expected = (32 * 32 * 27 * 24              # stem, 3 -> 24 at 32x32
-                + 32 * 32 * 9 * 24 * 32        # block 1a at 32x32, then pooled to 16x16
-                + 16 * 16 * 9 * 32 * 32        # block 1b
-                + 16 * 16 * 9 * 32 * 64 + 8 * 8 * 9 * 64 * 64
-                + 8 * 8 * 9 * 64 * 128 + 4 * 4 * 9 * 128 * 128
-                + 128 * 10)
-    assert count_macs(model) == expected == 24_257_792
-    assert count_macs(model) <= count_macs(build_article_model())
-    assert model.count_params() < 0.02 * build_article_model().count_params()
-    assert model.output_shape == (None, 10)
-    assert model.layers[-1].activation is keras.activations.softmax
+@pytest.mark.parametrize("make", [
+    lambda: keras.layers.SeparableConv2D(8, 3), lambda: keras.layers.DepthwiseConv2D(3),
+    lambda: keras.layers.Conv2DTranspose(8, 3), lambda: keras.layers.Conv2D(6, 3, groups=3),
+    lambda: keras.layers.Conv1D(8, 3)], ids=["separable", "depthwise", "transposed", "grouped", "conv1d"])
+def test_count_macs_refuses_a_layer_with_weights_it_cannot_count(make):
+    layer = make()
+    shape = (16, 3) if isinstance(layer, keras.layers.Conv1D) else (16, 16, 3)
+    model = keras.Sequential([keras.Input(shape), layer])
+    with pytest.raises(ValueError, match="(does not know how to count|cannot count)"):
+        count_macs(model)
 
 
-def test_the_final_model_is_the_documented_stack():
-    model = build_fast_model()
+def test_count_macs_refuses_channels_first():
+    layer = keras.layers.Conv2D(8, 3, data_format="channels_first")
+    keras.Sequential([keras.Input((3, 16, 16)), layer])
+    with pytest.raises(ValueError, match="channels-last"):
+        layer_macs(layer)
+
+
+def test_layers_without_weights_and_normalisations_cost_nothing():
+    model = keras.Sequential([keras.Input((8, 8, 3)), keras.layers.BatchNormalization(),
+                              keras.layers.MaxPooling2D(), keras.layers.ReLU(), keras.layers.Flatten()])
+    assert [layer_macs(layer) for layer in model.layers] == [0, 0, 0, 0]
+
+
+# --------------------------------------------------------------------------- the ablation as data
+
+def test_every_ablation_row_changes_exactly_the_settings_it_names():
+    configs = ablation_configs()
+    assert configs["A"] == ARTICLE
+    assert [row for row, *_ in ABLATION][0] == "A" and len({row for row, *_ in ABLATION}) == len(ABLATION)
+    for row, label, base, changes in ABLATION[1:]:
+        assert base in configs and [r for r, *_ in ABLATION].index(base) < [r for r, *_ in ABLATION].index(row)
+        differing = {key for key in ARTICLE if configs[row][key] != configs[base][key]}
+        assert differing == set(changes), f"row {row} differs from {base} in {differing}, names {set(changes)}"
+        if row == "G":       # the one row that changes two settings: they cannot be separated, and it says both
+            assert differing == {"optimizer", "learning_rate"} and "SGD" in label and "Adam" in label
+            assert "0.05" in label
+        else:
+            assert len(differing) == 1, f"row {row} changes {sorted(differing)}"
+
+
+def test_ablation_rows_answer_the_open_questions():
+    configs = ablation_configs()
+    rows = {row: (base, changes) for row, _, base, changes in ABLATION}
+    assert rows["D"] == ("C", {"head": "max"}) and configs["C"]["head"] == "average"   # average vs max, deep body
+    assert configs["C"]["body"] == "blocks"
+    assert rows["H"] == ("G", {"batch_norm": True})                 # batch norm at the old learning rate...
+    assert rows["I"] == ("H", {"learning_rate": 0.4})               # ...then with the larger one it allows
+    assert rows["I0"] == ("G", {"learning_rate": 0.4})              # and the larger one without it
+    assert rows["J"][1] == {"weight_decay": 5e-4}                   # weight decay on, at the usual strength
+
+
+def test_the_recipe_is_the_last_row():
+    assert RECIPE == ablation_configs()[ABLATION[-1][0]]
+    assert RECIPE["weight_decay"] == 5e-4 and RECIPE["batch_size"] == 512
+    assert RECIPE["optimizer"] == "sgd" and RECIPE["learning_rate"] == 0.4
+    assert RECIPE["first_layer"] == "whitening" and RECIPE["widths"] == (48, 192, 192)
+    assert RECIPE["augment"] and RECIPE["label_smoothing"] == 0.2 and RECIPE["batch_norm"]
+
+
+def test_ablation_configs_refuses_an_unknown_setting(monkeypatch):
+    monkeypatch.setattr("helpers.further.ABLATION", ABLATION + [("Z", "typo", "N", {"widht": 3})])
+    with pytest.raises(ValueError, match="widht"):
+        ablation_configs()
+
+
+# --------------------------------------------------------------------------- building and compiling
+
+def test_row_a_is_the_article_model_layer_for_layer(real_data):
+    article, rebuilt = build_article_model(seed=1), build_network(ARTICLE, seed=2)
+    weighted = [(l for l in m.layers if l.weights) for m in (article, rebuilt)]
+    pairs = list(zip(*weighted))
+    assert len(pairs) == 4
+    for a, b in pairs:
+        assert type(a) is type(b)
+        assert [w.shape for w in a.weights] == [w.shape for w in b.weights]
+        assert type(a.kernel_constraint) is type(b.kernel_constraint)
+        if a.name == "softmax_out":
+            assert a.kernel_constraint is None and a.activation is b.activation is keras.activations.softmax
+        else:
+            assert type(a.kernel_constraint) is keras.constraints.MaxNorm
+            assert a.kernel_constraint.max_value == b.kernel_constraint.max_value == 3
+            assert a.kernel_constraint.axis == b.kernel_constraint.axis
+        b.set_weights(a.get_weights())
+    (x, _), _ = real_data
+    images = x[:64].astype("float32") / 255
+    np.testing.assert_allclose(rebuilt.predict(images, verbose=0), article.predict(images, verbose=0),
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_the_recipe_network_is_the_documented_stack(whitening):
+    model = build_network(RECIPE, whitening=whitening)
+    assert count_macs(model) == RECIPE_MACS == 69_070_368
     convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
-    assert [(c.filters, c.kernel_size, c.padding, c.use_bias) for c in convs] == [
-        (w, (3, 3), "same", False) for w in (24, 32, 32, 64, 64, 128, 128)]
-    assert sum(isinstance(l, keras.layers.BatchNormalization) for l in model.layers) == 7
+    assert [(c.filters, c.kernel_size, c.padding) for c in convs] == [(24, (2, 2), "valid")] + [
+        (w, (3, 3), "same") for w in (48, 48, 192, 192, 192, 192)]
+    assert not convs[0].trainable and all(c.trainable and not c.use_bias for c in convs[1:])
+    assert sum(isinstance(l, keras.layers.BatchNormalization) for l in model.layers) == 6
+    assert all(not l.scale for l in model.layers if isinstance(l, keras.layers.BatchNormalization))
     assert sum(isinstance(l, keras.layers.MaxPooling2D) for l in model.layers) == 3
     assert isinstance(model.layers[-2], keras.layers.GlobalMaxPooling2D)
-    plain = build_fast_model(batch_norm=False)
-    assert not any(isinstance(l, keras.layers.BatchNormalization) for l in plain.layers)
-    assert all(c.use_bias for c in plain.layers if isinstance(c, keras.layers.Conv2D))
-    assert count_macs(plain) == count_macs(model)
+    assert model.output_shape == (None, 10) and model.layers[-1].activation is keras.activations.softmax
+    kernel, bias = convs[0].get_weights()
+    assert np.array_equal(kernel, whitening[0]) and np.array_equal(bias, whitening[1])
+    assert all(c.kernel_constraint is None for c in convs)
 
 
-def test_one_cycle_rises_to_its_peak_then_falls_to_zero():
+def test_each_rows_network_costs_what_its_settings_say(whitening):
+    configs = ablation_configs()
+    macs = {row: count_macs(build_network(configs[row], whitening=whitening)) for row in configs}
+    assert macs["A"] == ARTICLE_MACS
+    assert macs["B"] == 32 * 32 * 27 * 32 + 32 * 32 * 288 * 32 + 32 * 10          # no Dense(500)
+    small = (32 * 32 * 27 * 24 + 32 * 32 * 9 * 24 * 32 + 16 * 16 * 9 * 32 * 32 + 16 * 16 * 9 * 32 * 64
+             + 8 * 8 * 9 * 64 * 64 + 8 * 8 * 9 * 64 * 128 + 4 * 4 * 9 * 128 * 128 + 128 * 10)
+    assert all(macs[row] == small for row in "CDEFGHIJKL") and macs["I0"] == small
+    assert macs["N"] == RECIPE_MACS
+    with_bn = build_network(configs["H"])
+    assert sum(isinstance(l, keras.layers.BatchNormalization) for l in with_bn.layers) == 7
+    assert not any(isinstance(l, keras.layers.BatchNormalization) for l in build_network(configs["G"]).layers)
+    pooling = {row: type(build_network(configs[row]).layers[-2]).__name__ for row in "BCD"}
+    assert pooling == {"B": "GlobalAveragePooling2D", "C": "GlobalAveragePooling2D", "D": "GlobalMaxPooling2D"}
+
+
+def test_weight_decay_is_an_l2_penalty_of_5e_4_on_every_kernel(whitening):
+    model = build_network(RECIPE, whitening=whitening, seed=0)
+    trained = [l for l in model.layers if getattr(l, "kernel", None) is not None and l.trainable]
+    assert len(trained) == 7
+    for layer in trained:
+        assert isinstance(layer.kernel_regularizer, keras.regularizers.L2)
+        assert layer.kernel_regularizer.get_config()["l2"] == pytest.approx(5e-4)
+    model(np.zeros((1, 32, 32, 3), "float32"))
+    expected = 5e-4 * sum(float(np.sum(np.square(l.kernel.numpy()))) for l in trained)
+    assert float(sum(model.losses)) == pytest.approx(expected, rel=1e-5)
+    compile_network(model, RECIPE, total_steps=100)
+    assert model.optimizer.weight_decay is None            # no decoupled decay on top of it
+    assert build_network(ablation_configs()["I"]).losses == []
+
+
+def test_compile_network_follows_the_configuration():
+    configs = ablation_configs()
+    model = compile_network(build_network(configs["A"]), configs["A"], total_steps=10)
+    assert isinstance(model.optimizer, keras.optimizers.Adam)
+    assert float(model.optimizer.learning_rate) == pytest.approx(1e-3)
+    assert model.loss.get_config()["label_smoothing"] == 0
+    model = compile_network(build_network(configs["L"]), configs["L"], total_steps=10, jit_compile=False)
+    assert isinstance(model.optimizer, keras.optimizers.SGD) and model.optimizer.nesterov
+    assert model.loss.get_config()["label_smoothing"] == pytest.approx(0.2)
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        compile_network(build_network(configs["A"]), {**configs["A"], "optimizer": "rmsprop"}, 10)
+
+
+def test_build_network_refuses_bad_configurations():
+    with pytest.raises(ValueError, match="missing"):
+        build_network({k: v for k, v in ARTICLE.items() if k != "head"})
+    with pytest.raises(ValueError, match="unknown"):
+        build_network({**ARTICLE, "colour": "blue"})
+    with pytest.raises(ValueError, match="unknown body"):
+        build_network({**ARTICLE, "body": "resnet"})
+    with pytest.raises(ValueError, match="whitening=whitening_filters"):
+        build_network(RECIPE)
+    build_network(RECIPE, whitening=FAKE_WHITENING)            # with weights it builds
+
+
+def test_one_cycle_rises_to_its_peak_then_falls_to_zero_at_the_last_step():
     opt = one_cycle_sgd(0.2, total_steps=100, warmup_fraction=0.2)
     assert isinstance(opt, keras.optimizers.SGD) and opt.nesterov and opt.momentum == 0.9
+    assert opt.weight_decay is None
     schedule = keras.optimizers.schedules.deserialize(opt.get_config()["learning_rate"])
-    lr = [float(schedule(step)) for step in (0, 10, 20, 60, 100)]
+    lr = [float(schedule(step)) for step in (0, 10, 20, 60, 99, 100)]
     assert lr[0] == pytest.approx(0.0, abs=1e-7)
     assert lr[1] == pytest.approx(0.1, rel=1e-4)
     assert lr[2] == pytest.approx(0.2, rel=1e-4)
     assert lr[3] == pytest.approx(0.1, rel=1e-3)
-    assert lr[4] == pytest.approx(0.0, abs=1e-6)
+    assert 0 < lr[4] < 1e-3 and lr[5] == pytest.approx(0.0, abs=1e-7)
+    with pytest.raises(ValueError, match="at least one training step"):
+        one_cycle_sgd(0.2, total_steps=0)
 
+
+# --------------------------------------------------------------------------- patch whitening
+
+def test_whitening_decorrelates_real_patches(real_data, whitening):
+    (x, _), _ = real_data
+    kernel, bias = whitening
+    assert kernel.shape == (2, 2, 3, 24) and bias.shape == (24,)
+    assert np.allclose(kernel[..., 12:], -kernel[..., :12]) and np.allclose(bias[12:], -bias[:12])
+    images = x[45_000:45_500] / 255.0                        # images the filters were not computed from
+    patches = np.lib.stride_tricks.sliding_window_view(images, (2, 2), axis=(1, 2))
+    patches = patches.transpose(0, 1, 2, 4, 5, 3).reshape(-1, 12)
+    out = patches @ kernel.reshape(12, 24)[:, :12] + bias[:12]
+    cov = np.cov(out, rowvar=False)
+    strong = np.argsort(np.diag(cov))[-6:]                  # directions well above epsilon: unit variance
+    assert np.allclose(np.diag(cov)[strong], 1, atol=0.15)
+    off = cov - np.diag(np.diag(cov))
+    assert np.abs(off).max() < 0.1                           # and uncorrelated with each other
+    assert np.abs(out.mean(axis=0)).max() < 0.1              # centred by the bias
+    # the convolution computes the same thing as the patch product (kernel layout rows, cols, channel)
+    model = build_network(RECIPE, whitening=whitening)
+    first = keras.Model(model.inputs, model.get_layer("whitening_conv").output)
+    conv = first.predict(images[:2].astype("float32"), verbose=0)
+    manual = (patches[:2 * 31 * 31] @ kernel.reshape(12, 24) + bias).reshape(2, 31, 31, 24)
+    np.testing.assert_allclose(conv, manual, rtol=1e-3, atol=1e-3)
+
+
+def test_whitening_filters_refuses_grey_images():
+    with pytest.raises(ValueError, match=r"RGB images \(n, rows, columns, 3\)"):
+        whitening_filters(np.zeros((10, 32, 32), np.uint8))
+
+
+# --------------------------------------------------------------------------- augmentation and data
 
 def test_augment_flips_and_shifts_each_image_on_its_own(real_data):
     (x, _), _ = real_data
@@ -71,12 +258,24 @@ def test_augment_flips_and_shifts_each_image_on_its_own(real_data):
     for o, b in zip(out[:64], batch[:64]):
         candidates = []
         for img in (b, b[:, ::-1]):
-            padded = np.pad(img, ((2, 2), (2, 2), (0, 0)))
-            candidates += [padded[dy:dy + 32, dx:dx + 32] for dy in range(5) for dx in range(5)]
+            candidates += _windows(img)
         assert any(np.array_equal(o, c) for c in candidates)
     # different images get different shifts: not one offset for the whole batch
     assert len({(int(np.argmax(o.any(axis=(1, 2)))), int(np.argmax(o.any(axis=(0, 2)))))
                 for o in out}) > 1
+
+
+def test_augment_uses_every_shift_from_minus_2_to_plus_2(real_data):
+    (x, _), _ = real_data
+    batch = x[:400]
+    out = augment(batch, np.random.default_rng(3), flip=False)
+    seen = set()
+    for o, b in zip(out, batch):
+        windows = _windows(b)
+        match = [i for i, w in enumerate(windows) if np.array_equal(o, w)]
+        assert match
+        seen.add(divmod(match[0], 5))
+    assert seen == {(dy, dx) for dy in range(5) for dx in range(5)}    # all 25 offsets, -2..+2 both ways
 
 
 def test_augment_refuses_a_single_image():
@@ -113,13 +312,13 @@ def test_augmented_images_keep_each_label_with_its_image(real_data):
 def test_the_recipe_learns_from_real_images(real_data):
     (x_raw, y_raw), _ = real_data
     x_val, y_val = convert_data_format(x_raw[8192:8704], y_raw[8192:8704])
-    model = build_fast_model(seed=0)
-    model.compile(optimizer=one_cycle_sgd(0.2, 2 * 32), metrics=["accuracy"],
-                  loss=keras.losses.CategoricalCrossentropy(label_smoothing=0.2))
-    history = model.fit(AugmentedImages(x_raw[:8192], y_raw[:8192], 256, seed=0), epochs=2,
+    config = ablation_configs()["M"]                  # the recipe's settings on the narrow network: fast
+    model = build_network(config, whitening=whitening_filters(x_raw[:5000]), seed=0)
+    compile_network(model, config, total_steps=3 * 32)
+    history = model.fit(AugmentedImages(x_raw[:8192], y_raw[:8192], 256, seed=0), epochs=3,
                         validation_data=(x_val, y_val), verbose=0)
     assert history.history["loss"][1] < history.history["loss"][0]
-    assert history.history["val_accuracy"][-1] > 0.2             # chance is 0.1
+    assert history.history["val_accuracy"][-1] > 0.25             # chance is 0.1
 
 
 def _windows(image, pad=2):
