@@ -12,16 +12,16 @@ notebook's code.
 import re
 from pathlib import Path
 
-import keras
+import nbformat
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
 
-from notebook_kernel import execute_notebook
-from helpers import CLASS_NAMES, get_settings, save_history, save_model_atomically
+from helpers import CLASS_NAMES, get_settings
+from notebook_kernel import (execute_notebook, nearest_mean_probabilities, per_class_counts,
+                             save_nearest_mean_model, text_of)
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "04_model_validation.ipynb"
-TEMPERATURE = 0.2          # about half the test images get no class at or above 0.5
 HISTORY = {"loss": [2.0, 1.6, 1.4], "accuracy": [0.25, 0.40, 0.50],
            "val_loss": [1.9, 1.7, 1.8], "val_accuracy": [0.30, 0.38, 0.41]}   # best: epoch 2
 READ = ["probs", "y_true", "y_pred", "top", "above", "no_class", "y_naive", "p_arg", "r_arg",
@@ -29,34 +29,13 @@ READ = ["probs", "y_true", "y_pred", "top", "above", "no_class", "y_naive", "p_a
         "counts", "row_share", "pairs", "wrong", "worst", "titles", "i", "scores", "best_epoch"]
 
 
-def _nearest_mean_weights(x_train, y_train):
-    """Dense weights whose argmax is the nearest class mean: x.mu_k - |mu_k|^2 / 2, scaled."""
-    x = x_train[:5_000].reshape(5_000, -1).astype(np.float64) / 255
-    y = y_train[:5_000].ravel()
-    means = np.stack([x[y == k].mean(axis=0) for k in range(10)])
-    return TEMPERATURE * means.T, -TEMPERATURE * 0.5 * (means ** 2).sum(axis=1)
-
-
-def _softmax(x_uint8, weights, bias):
-    logits = x_uint8.reshape(len(x_uint8), -1).astype(np.float64) / 255 @ weights + bias
-    e = np.exp(logits - logits.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
-
-
 @pytest.fixture(scope="module")
 def run(real_data, tmp_path_factory):
-    (x_train, y_train), _ = real_data
-    weights, bias = _nearest_mean_weights(x_train, y_train)
     folder = tmp_path_factory.mktemp("validation-notebook")
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("CIFAR10_ARTIFACTS", str(folder))
         settings = get_settings()
-        model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Flatten(),
-                                  keras.layers.Dense(10, activation="softmax")])
-        model.set_weights([weights.astype("float32"), bias.astype("float32")])
-        model.compile(loss="categorical_crossentropy", metrics=["accuracy"])
-        save_model_atomically(model, settings.model_path)
-        save_history(HISTORY, settings.history_path)
+        weights, bias = save_nearest_mean_model(real_data, settings, HISTORY)
         executed = execute_notebook(NOTEBOOK, {name: name for name in READ}, folder)
     return executed, weights, bias, settings
 
@@ -67,25 +46,11 @@ def nb(run):
 
 
 def _confusion(y_true, y_pred):
-    """Independent count: row = true class, column = predicted class."""
-    m = np.zeros((10, 10), int)
-    np.add.at(m, (y_true, y_pred), 1)
-    return m
+    return per_class_counts(y_true, y_pred)[0]
 
 
 def _per_class(y_true, y_pred):
-    """Precision, recall, specificity and F1 per class from the counts (0 where undefined)."""
-    m = _confusion(y_true, y_pred)
-    tp = np.diag(m).astype(float)
-    predicted, actual, total = m.sum(axis=0), m.sum(axis=1), m.sum()
-    fp, fn = predicted - tp, actual - tp
-    tn = total - tp - fp - fn
-    precision = np.divide(tp, predicted, out=np.zeros(10), where=predicted > 0)
-    recall = tp / actual
-    specificity = tn / (tn + fp)
-    f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros(10),
-                   where=precision + recall > 0)
-    return precision, recall, specificity, f1, actual
+    return per_class_counts(y_true, y_pred)[1:]
 
 
 def test_the_probabilities_are_the_saved_models_and_each_accuracy_its_own_set(run, real_data):
@@ -93,7 +58,7 @@ def test_the_probabilities_are_the_saved_models_and_each_accuracy_its_own_set(ru
     training, validation and test images it names (quick mode: first 3,000, last 2,000, test)."""
     nb, weights, bias, settings = run
     (x_train, y_train), (x_test, y_test) = real_data
-    expected = _softmax(x_test, weights, bias)
+    expected = nearest_mean_probabilities(x_test, weights, bias)
     np.testing.assert_allclose(nb["probs"], expected, atol=1e-4)   # float32 vs float64
     assert np.array_equal(nb["y_true"], y_test.ravel())
     assert np.array_equal(nb["y_pred"], nb["probs"].argmax(axis=1))
@@ -102,7 +67,7 @@ def test_the_probabilities_are_the_saved_models_and_each_accuracy_its_own_set(ru
             "validation": (x_train[-settings.n_val:], y_train[-settings.n_val:]),
             "test": (x_test, y_test)}
     for name, (x, y) in sets.items():
-        accuracy = (_softmax(x, weights, bias).argmax(axis=1) == y.ravel()).mean()
+        accuracy = (nearest_mean_probabilities(x, weights, bias).argmax(axis=1) == y.ravel()).mean()
         assert nb["scores"][name]["accuracy"] == pytest.approx(accuracy, abs=2e-3), name
     assert nb["best_epoch"] == 2                     # lowest val_loss; not val_accuracy's 3
     assert "the checkpoint holds epoch 2 of 3 (lowest validation loss)" in nb.output("best_epoch =")
@@ -216,3 +181,87 @@ def test_confident_mistakes_are_the_most_confident_wrong_answers_in_falling_orde
     assert nb["i"] == near
     assert re.search(rf"true: {CLASS_NAMES[y_true[near]]} \(\d+\.\d%\), predicted: "
                      rf"{CLASS_NAMES[y_pred[near]]} \(\d+\.\d%\)", nb.output("the highest probability for the true class"))
+
+
+def _stored():
+    """The stored notebook (the full run readers see): its prose, and a cell's text output."""
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    prose = " ".join(" ".join(c.source for c in nb.cells if c.cell_type == "markdown").split())
+
+    def output(snippet):
+        cells = [c for c in nb.cells if c.cell_type == "code" and snippet in c.source]
+        assert len(cells) == 1, snippet
+        return text_of(cells[0].outputs)
+    return prose, output
+
+
+def _table(text):
+    """A pandas table as printed (possibly wrapped into blocks): {row label: [cell, ...]}."""
+    rows = {}
+    for block in text.strip().split("\n\n"):
+        for line in block.splitlines()[1:]:
+            label, *cells = line.split()
+            rows.setdefault(label, []).extend(cells)
+    return rows
+
+
+def test_the_prose_quotes_the_stored_run():
+    """Where the text discusses 'the stored run', its numbers are the stored outputs' numbers, so
+    a re-run of the notebook (make notebooks) cannot leave the prose quoting an older run."""
+    prose, output = _stored()
+    accuracy = {row: float(value) for row, value in
+                re.findall(r"^(training|validation|test) accuracy\s+([\d.]+)", output("scores = {}"), re.M)}
+    epoch, epochs = re.search(r"holds epoch (\d+) of (\d+)", output("scores = {}")).groups()
+    assert f"the checkpoint is epoch {epoch} of {epochs}" in prose
+    assert (f"classifies {accuracy['test']:.3f} of the test images correctly, a little less than the "
+            f"validation images that chose it ({accuracy['validation']:.3f}), and "
+            f"{accuracy['training']:.3f} of the training images") in prose
+    assert f"the gap of {accuracy['training'] - accuracy['test']:.3f} between training and test" in prose
+
+    decoded = output("probs = model.predict(")
+    undecided = int(re.search(r"below 0.5: ([\d,]+) of", decoded).group(1).replace(",", ""))
+    argmax = float(re.search(r"accuracy with argmax: ([\d.]+)", decoded).group(1))
+    naive = float(re.search(r"accuracy with threshold-then-argmax: ([\d.]+)", output("above = (probs >= 0.5)")).group(1))
+    assert f"for {undecided:,} of the 10,000 test images ({undecided / 100:.0f}%)" in prose
+    assert f"right for {argmax:.2%} of all test images" in prose
+    assert f"all {undecided:,} undecided images land on airplane" in prose
+    assert f"Overall accuracy drops from {argmax:.4f} to {naive:.4f}" in prose
+
+    table = _table(output("decoding = pd.DataFrame("))       # precision argmax, naive; recall argmax, naive
+    p, p_naive, r, r_naive = table["airplane"]
+    assert f"its precision is {p} and its recall {r} with argmax" in prose
+    assert f"its recall rises to {r_naive} and its precision collapses to {p_naive}" in prose
+    assert (f"cat falls from {table['cat'][2]} to {table['cat'][3]}, dog from {table['dog'][2]} to "
+            f"{table['dog'][3]}") in prose
+
+    report = _table(output("report = report_table("))  # precision recall specificity F1 geo IBA support
+    by_f1 = sorted(report, key=lambda name: float(report[name][3]))
+    f1 = {name: report[name][3] for name in report}
+    weakest, second, strongest = by_f1[0], by_f1[1], by_f1[::-1][:3]
+    assert (f"the weakest class is *{weakest}* (F1 {f1[weakest]}), followed by *{second}* ({f1[second]}); the "
+            f"strongest is *{strongest[0]}* ({f1[strongest[0]]}), then *{strongest[1]}* ({f1[strongest[1]]}) "
+            f"and *{strongest[2]}* ({f1[strongest[2]]})") in prose
+    assert f"{weakest.capitalize()} has fair precision ({report[weakest][0]}) but low recall ({report[weakest][1]})" in prose
+    assert f"*Deer* is the reverse (precision {report['deer'][0]}, recall {report['deer'][1]})" in prose
+    specificity = sorted(float(report[name][2]) for name in report)
+    assert f"Specificity is high for every class ({specificity[0]:.2f} to {specificity[-1]:.2f} in the stored run)" in prose
+
+    micro, macro, lowest, lowest_auc = re.search(r"micro-average AUC ([\d.]+), macro-average AUC ([\d.]+), "
+                                                 r"lowest (\w+) ([\d.]+)", output("per_class_auc = {}")).groups()
+    assert micro == macro                                   # the prose says "both"
+    assert (f"every class has an AUC of at least {lowest_auc} ({lowest}, the lowest), and the micro- and "
+            f"macro-averages are both {micro}, while accuracy is {accuracy['test']:.3f}") in prose
+
+    pairs = [line.split()[1:] for line in output("off_diagonal = ").strip().splitlines()[1:]]
+    total, a, b, a_as_b, b_as_a = pairs[0]
+    assert (f"the most confused pair is *{a}* and *{b}*: {total} mistakes between them, {a_as_b} {a}s taken "
+            f"for {b}s and {b_as_a} {b}s for {a}s") in prose
+    for total, a, b, _, _ in pairs[1:]:
+        assert f"*{a}* and *{b}* ({total}" in prose, (a, b, total)
+
+    wrong, confident = re.search(r"([\d,]+) test images misclassified; ([\d,]+) of them",
+                                 output("wrong = np.flatnonzero(")).groups()
+    assert f"{wrong} test images are misclassified, {confident} of them with more than 90% confidence" in prose
+    true, p_true, predicted, p_predicted = re.search(r"true: (\w+) \(([\d.]+%)\), predicted: (\w+) \(([\d.]+%)\)",
+                                                     output("the highest probability for the true class")).groups()
+    assert f"the near miss is a {true} that the model gave {p_true} {true} and {p_predicted} {predicted}" in prose
