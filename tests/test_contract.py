@@ -92,8 +92,9 @@ def test_every_layer_of_the_final_model():
 
 
 def test_the_recipes_weight_decay_is_the_usual_coupled_l2():
-    """Weight decay 5e-4 as the ResNet papers mean it: an L2 penalty in the loss, so its gradient
-    (2 x 5e-4 x w) goes through the momentum like any other; not Keras' decoupled weight_decay=."""
+    """Weight decay as an L2 penalty 5e-4 x sum(w^2) in the loss (coupled: its gradient, 2 x 5e-4 x w,
+    goes through the momentum like any other; twice the ResNet papers' coupled 5e-4), and no
+    decoupled weight_decay= in the optimiser on top of it."""
     model = build_network(RECIPE, whitening=_ZERO_WHITENING, seed=0)
     compile_network(model, RECIPE, total_steps=10)
     assert model.optimizer.get_config()["weight_decay"] is None

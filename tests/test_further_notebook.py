@@ -18,7 +18,7 @@ from notebook_kernel import execute_notebook
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "05_going_further.ipynb"
 TEST_HEADING = "## The test set, once"
 READ = {
-    "runs": "runs", "acc": "acc", "summary": "summary.data", "bases": "bases",
+    "runs": "runs", "acc": "acc", "summary": "summary", "bases": "bases",
     "val_head": "x_val[:8]", "val_true": "val_true", "n_train": "len(x_train)",
     "probs_new": "probs_new", "probs_new_flip": "probs_new_flip", "y_new": "y_new", "y_true": "y_true",
     "test_accuracy": "test_accuracy", "flip_accuracy": "flip_accuracy",
