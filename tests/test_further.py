@@ -105,7 +105,7 @@ def test_ablation_configs_refuses_an_unknown_setting(monkeypatch):
 
 def test_row_a_is_the_article_model_layer_for_layer(real_data):
     article, rebuilt = build_article_model(seed=1), build_network(ARTICLE, seed=2)
-    weighted = [(l for l in m.layers if l.weights) for m in (article, rebuilt)]
+    weighted = [(lay for lay in m.layers if lay.weights) for m in (article, rebuilt)]
     pairs = list(zip(*weighted))
     assert len(pairs) == 4
     for a, b in pairs:
@@ -128,13 +128,13 @@ def test_row_a_is_the_article_model_layer_for_layer(real_data):
 def test_the_recipe_network_is_the_documented_stack(whitening):
     model = build_network(RECIPE, whitening=whitening)
     assert count_macs(model) == RECIPE_MACS == 69_070_368
-    convs = [l for l in model.layers if isinstance(l, keras.layers.Conv2D)]
+    convs = [lay for lay in model.layers if isinstance(lay, keras.layers.Conv2D)]
     assert [(c.filters, c.kernel_size, c.padding) for c in convs] == [(24, (2, 2), "valid")] + [
         (w, (3, 3), "same") for w in (48, 48, 192, 192, 192, 192)]
     assert not convs[0].trainable and all(c.trainable and not c.use_bias for c in convs[1:])
-    assert sum(isinstance(l, keras.layers.BatchNormalization) for l in model.layers) == 6
-    assert all(not l.scale for l in model.layers if isinstance(l, keras.layers.BatchNormalization))
-    assert sum(isinstance(l, keras.layers.MaxPooling2D) for l in model.layers) == 3
+    assert sum(isinstance(lay, keras.layers.BatchNormalization) for lay in model.layers) == 6
+    assert all(not lay.scale for lay in model.layers if isinstance(lay, keras.layers.BatchNormalization))
+    assert sum(isinstance(lay, keras.layers.MaxPooling2D) for lay in model.layers) == 3
     assert isinstance(model.layers[-2], keras.layers.GlobalMaxPooling2D)
     assert model.output_shape == (None, 10) and model.layers[-1].activation is keras.activations.softmax
     kernel, bias = convs[0].get_weights()
@@ -152,21 +152,21 @@ def test_each_rows_network_costs_what_its_settings_say(whitening):
     assert all(macs[row] == small for row in "CDEFGHIJKL") and macs["I0"] == small
     assert macs["N"] == RECIPE_MACS
     with_bn = build_network(configs["H"])
-    assert sum(isinstance(l, keras.layers.BatchNormalization) for l in with_bn.layers) == 7
-    assert not any(isinstance(l, keras.layers.BatchNormalization) for l in build_network(configs["G"]).layers)
+    assert sum(isinstance(lay, keras.layers.BatchNormalization) for lay in with_bn.layers) == 7
+    assert not any(isinstance(lay, keras.layers.BatchNormalization) for lay in build_network(configs["G"]).layers)
     pooling = {row: type(build_network(configs[row]).layers[-2]).__name__ for row in "BCD"}
     assert pooling == {"B": "GlobalAveragePooling2D", "C": "GlobalAveragePooling2D", "D": "GlobalMaxPooling2D"}
 
 
 def test_weight_decay_is_an_l2_penalty_of_5e_4_on_every_kernel(whitening):
     model = build_network(RECIPE, whitening=whitening, seed=0)
-    trained = [l for l in model.layers if getattr(l, "kernel", None) is not None and l.trainable]
+    trained = [lay for lay in model.layers if getattr(lay, "kernel", None) is not None and lay.trainable]
     assert len(trained) == 7
     for layer in trained:
         assert isinstance(layer.kernel_regularizer, keras.regularizers.L2)
         assert layer.kernel_regularizer.get_config()["l2"] == pytest.approx(5e-4)
     model(np.zeros((1, 32, 32, 3), "float32"))
-    expected = 5e-4 * sum(float(np.sum(np.square(l.kernel.numpy()))) for l in trained)
+    expected = 5e-4 * sum(float(np.sum(np.square(lay.kernel.numpy()))) for lay in trained)
     assert float(sum(model.losses)) == pytest.approx(expected, rel=1e-5)
     compile_network(model, RECIPE, total_steps=100)
     assert model.optimizer.weight_decay is None            # no decoupled decay on top of it
