@@ -50,6 +50,7 @@ class Result:
     figure_cells: int = 0
     figures_rendered: int = 0
     console_errors: list = field(default_factory=list)
+    seconds: float = 0.0           # from opening the notebook to the end of its checks
 
 
 def _free_port() -> int:
@@ -177,7 +178,7 @@ def _wait_idle(lab: Lab, name: str, timeout: float):
 def run_notebook(browser, lab: Lab, name: str, screenshot: Path, run_all: bool = True) -> Result:
     """Open `name`, clear all its outputs, Run All (unless run_all is False: the test's own
     control, which must then fail), and check what the page shows."""
-    result = Result()
+    result, opened = Result(), time.time()
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.on("console", lambda m: result.console_errors.append(m.text) if m.type == "error" else None)
     page.on("pageerror", lambda e: result.console_errors.append(f"page error: {e}"))
@@ -243,6 +244,7 @@ def run_notebook(browser, lab: Lab, name: str, screenshot: Path, run_all: bool =
     except NotebookProblem as problem:
         result.problem = problem
     finally:
+        result.seconds = time.time() - opened
         try:
             height = page.evaluate("() => (document.querySelector('.jp-NotebookPanel:not(.lm-mod-hidden) "
                                    ".jp-WindowedPanel-outer') || document.body).scrollHeight")
