@@ -1,6 +1,5 @@
 """Readers re-run notebooks: "Run All" twice in one kernel must give the same outputs,
 and notebook 04 run before 03 must stop with a clear message, not a traceback."""
-import os
 from pathlib import Path
 
 import nbformat
@@ -35,6 +34,17 @@ def _all_text(nb):
     return {i: _text(c.outputs) for i, c in enumerate(nb.cells) if c.cell_type == "code"}
 
 
+def _kinds(nb):
+    """What each code cell showed, by kind: printed text, a figure, a table (a mode changes the
+    numbers, never which cell prints, draws or tabulates)."""
+    def kind(out):
+        if out.get("output_type") == "stream":
+            return f"stream:{out['name']}"
+        return "+".join(sorted(out.get("data", {}))) or out.get("output_type")
+    return {i: sorted({kind(out) for out in c.outputs}) for i, c in enumerate(nb.cells)
+            if c.cell_type == "code"}
+
+
 def _client(nb):
     return NotebookClient(nb, timeout=900, kernel_name="cifar10-cnn",
                           resources={"metadata": {"path": str(NOTEBOOKS)}})
@@ -65,7 +75,11 @@ def test_run_all_twice_in_one_kernel_gives_the_same_outputs(name, compared):
             assert "ERROR" not in "".join(passes[-1].values()), f"{name}: a cell failed"
     assert any(passes[0].values()), f"{name}: nothing to compare"
     assert passes[0] == passes[1], f"{name}: a second Run All changed the outputs"
-    assert _checked(nb) == _checked(stored), f"{name}: checked outputs differ from the stored ones"
+    if compared is _checked:
+        assert _checked(stored), f"{name}: no cell marked {CHECK}, so nothing is compared with the stored run"
+        assert _checked(nb) == _checked(stored), f"{name}: checked outputs differ from the stored ones"
+    else:   # 04 prints only model-dependent numbers: compare what each cell shows with the stored run
+        assert _kinds(nb) == _kinds(stored), f"{name}: cells show other kinds of output than the stored run"
     if name.startswith("03"):
         assert get_settings().model_path.is_file()
 
@@ -80,7 +94,8 @@ def test_notebook_04_before_03_says_what_to_do(tmp_path, monkeypatch):
     assert "MissingArtifactError" in message
     assert "Run 03_model_building_and_training.ipynb first" in message
     assert "Traceback" not in message.split("MissingArtifactError", 1)[1]
-    assert os.environ["CIFAR10_QUICK"] == "1"
+    # the kernel ran in quick mode, and the message names that mode's command
+    assert "(CIFAR10_QUICK=1 make run does all four notebooks in order)" in message
 
 
 def test_notebook_04_runs_against_a_read_only_shared_artifacts_folder(tmp_path, monkeypatch):
