@@ -183,3 +183,53 @@ def test_quick_mode_never_writes_where_full_mode_keeps_its_model(monkeypatch, tm
     save_history(HISTORY, quick.history_path)
     assert quick.model_path.is_file() and full.model_path.read_bytes() == before
     assert not full.history_path.exists() and not (tmp_path / "best_model.previous.keras").exists()
+
+
+def test_a_history_save_that_fails_leaves_the_previous_history_and_no_temporary_file(settings, monkeypatch):
+    save_history(HISTORY, settings.history_path)
+    before = settings.history_path.read_text()
+
+    def disk_full(src, dst):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr("helpers.artifacts.os.replace", disk_full)
+    with pytest.raises(OSError, match="No space left"):
+        save_history({"loss": [9.0]}, settings.history_path)
+    assert settings.history_path.read_text() == before
+    assert _leftovers(settings.artifacts) == []
+
+
+def test_without_hard_links_the_earlier_run_is_copied(settings, monkeypatch):
+    """On a file system without hard links (some network shares), the earlier run's model is
+    kept as a copy instead."""
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="d")])
+    save_model_atomically(model, settings.model_path)
+    earlier = settings.model_path.read_bytes()
+
+    def no_links(src, dst):
+        raise OSError(1, "Operation not permitted")
+
+    monkeypatch.setattr("helpers.artifacts.os.link", no_links)
+    checkpoint = BestModelCheckpoint(settings.model_path, verbose=0)
+    checkpoint.set_model(model)
+    checkpoint.on_train_begin()
+    checkpoint.on_epoch_end(0, {"val_loss": 0.5})
+    assert checkpoint.previous_path.read_bytes() == earlier
+    assert settings.model_path.stat().st_ino != checkpoint.previous_path.stat().st_ino
+
+
+def test_the_checkpoint_says_when_it_saves(settings, capsys):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)])
+    checkpoint = BestModelCheckpoint(settings.model_path)             # verbose by default
+    checkpoint.set_model(model)
+    for epoch, val_loss in enumerate([0.9, 0.7, 0.8]):
+        checkpoint.on_epoch_end(epoch, {"val_loss": val_loss})
+    assert capsys.readouterr().out.splitlines() == [
+        "Epoch 1: val_loss improved from inf to 0.9000; saved to best_model.keras",
+        "Epoch 2: val_loss improved from 0.9000 to 0.7000; saved to best_model.keras"]
+
+
+def test_a_missing_artifact_shows_only_its_message_in_a_notebook(settings):
+    with pytest.raises(MissingArtifactError) as failure:
+        load_history(settings)
+    assert failure.value._render_traceback_() == [f"MissingArtifactError: {failure.value}"]

@@ -7,8 +7,8 @@ import tarfile
 import numpy as np
 import pytest
 
-from helpers import CLASS_NAMES, CIFAR10DataError, load_cifar10
-from helpers.data import FOLDER, TEST_FILE, TRAIN_FILES
+from helpers import CLASS_NAMES, CIFAR10DataError, describe_source, load_cifar10
+from helpers.data import ARCHIVE, FOLDER, TEST_FILE, TRAIN_FILES
 
 
 def _pickled(obj) -> bytes:
@@ -43,12 +43,19 @@ def test_channel_order_matches_the_official_layout(batch_dir, real_data):
     assert image[0, 1, 0] == raw[1]                              # row-major: (row 0, col 1)
 
 
-def test_parent_folder_archive_and_env_var_give_the_same_arrays(batch_dir, real_data, tmp_path,
-                                                                  monkeypatch):
-    archive = tmp_path / "cifar-10-python.tar.gz"
-    with tarfile.open(archive, "w:gz", compresslevel=1) as tar:
+@pytest.fixture(scope="module")
+def archive_folder(batch_dir, tmp_path_factory):
+    """A folder that holds nothing but an archive laid out as the official one."""
+    folder = tmp_path_factory.mktemp("shared")
+    with tarfile.open(folder / ARCHIVE, "w:gz", compresslevel=1) as tar:
         for name in TRAIN_FILES + (TEST_FILE,):
             tar.add(batch_dir / name, arcname=f"{FOLDER}/{name}")
+    return folder
+
+
+def test_parent_folder_archive_and_env_var_give_the_same_arrays(batch_dir, real_data, archive_folder,
+                                                                  monkeypatch):
+    archive = archive_folder / ARCHIVE
     (x, y), (xt, yt) = real_data
     for source in (batch_dir.parent, archive):
         (x2, y2), (xt2, yt2) = load_cifar10(source)
@@ -57,6 +64,24 @@ def test_parent_folder_archive_and_env_var_give_the_same_arrays(batch_dir, real_
     monkeypatch.setenv("CIFAR10_PATH", str(archive))
     (_, y3), _ = load_cifar10()
     assert np.array_equal(y, y3)
+
+
+def test_a_folder_that_holds_only_the_archive(archive_folder, real_data, monkeypatch):
+    """The README's `export CIFAR10_PATH=/shared`, where /shared holds only cifar-10-python.tar.gz."""
+    assert [p.name for p in archive_folder.iterdir()] == [ARCHIVE]
+    monkeypatch.setenv("CIFAR10_PATH", str(archive_folder))
+    source = describe_source()
+    assert source.startswith("local copy: ") and source.endswith(f"{archive_folder.name}/{ARCHIVE}")
+    (x, y), (xt, yt) = real_data
+    (x2, y2), (xt2, yt2) = load_cifar10(archive_folder)
+    assert np.array_equal(x, x2) and np.array_equal(y, y2)
+    assert np.array_equal(xt, xt2) and np.array_equal(yt, yt2)
+
+
+def test_describe_source_names_the_copy_or_keras(batch_dir, monkeypatch):
+    assert describe_source(batch_dir.parent).endswith(f"/{FOLDER}")       # the folder inside it
+    monkeypatch.delenv("CIFAR10_PATH", raising=False)
+    assert describe_source() == "keras.datasets.cifar10 (downloaded once, then cached in ~/.keras/datasets)"
 
 
 def test_without_a_local_copy_it_asks_keras(monkeypatch):
@@ -110,6 +135,28 @@ def test_empty_file(copy_with):
 def test_not_a_pickle(copy_with):
     with pytest.raises(CIFAR10DataError, match=r"data_batch_1: could not be read.*not a pickle"):
         load_cifar10(copy_with({"data_batch_1": b"<html>404 Not Found</html>" * 100}))
+
+
+def test_a_pickle_that_is_not_a_dict(copy_with):
+    with pytest.raises(CIFAR10DataError, match=r"data_batch_2: holds a list, not the dict of a CIFAR-10 batch"):
+        load_cifar10(copy_with({"data_batch_2": _pickled([1, 2, 3])}))
+
+
+def test_labels_that_are_not_whole_numbers(copy_with):
+    with pytest.raises(CIFAR10DataError, match=r"data_batch_3: 'labels' is not a list of whole numbers"):
+        load_cifar10(copy_with({"data_batch_3": _batch(labels=["cat"] * 10_000)}))
+
+
+def test_a_data_entry_that_is_not_an_array(copy_with):
+    with pytest.raises(CIFAR10DataError, match=r"'data' should be a uint8 array .* but is a list"):
+        load_cifar10(copy_with({"data_batch_1": _batch(data=[[0] * 3072] * 2, labels=[1, 2])}))
+
+
+def test_the_error_shows_only_its_message_in_a_notebook():
+    """IPython calls _render_traceback_ instead of printing the traceback: one line, the fix."""
+    err = CIFAR10DataError("data_batch_1: batch file missing. Point CIFAR10_PATH at ...")
+    assert err._render_traceback_() == ["CIFAR10DataError: data_batch_1: batch file missing. "
+                                        "Point CIFAR10_PATH at ..."]
 
 
 def test_unexpected_keys(copy_with):

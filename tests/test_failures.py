@@ -25,11 +25,18 @@ def test_make_data_without_a_copy_prints_one_clear_message(tmp_path):
     assert "no such file or folder" in message and "CIFAR10_PATH" in message
 
 
-def test_make_data_with_a_copy_says_where_it_read_it():
-    proc = _run(["scripts/check_data.py"])
+def test_make_data_with_a_copy_says_where_it_read_it(batch_dir, tmp_path):
+    """With the copy in the home folder, the message names it from ~, never by the machine's path."""
+    home = tmp_path / "home"
+    copy = home / "data" / "cifar-10-batches-py"
+    copy.mkdir(parents=True)
+    for batch in batch_dir.iterdir():
+        (copy / batch.name).symlink_to(batch)
+    proc = _run(["scripts/check_data.py"], HOME=str(home), CIFAR10_PATH=str(copy))
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.startswith("CIFAR-10 ready (local copy: ") and "50,000 training" in proc.stdout
-    assert str(Path.home()) not in proc.stdout or "~" in proc.stdout
+    assert proc.stdout.startswith("CIFAR-10 ready (local copy: ~/data/cifar-10-batches-py)"), proc.stdout
+    assert "50,000 training" in proc.stdout
+    assert str(home) not in proc.stdout and str(tmp_path) not in proc.stdout
 
 
 def test_a_notebook_that_finds_no_data_stops_with_the_message_not_a_traceback(tmp_path):
@@ -57,3 +64,11 @@ def test_the_series_starts_quietly_on_every_installed_backend(backend):
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == backend
     assert proc.stderr == "", proc.stderr
+
+
+def test_the_quiet_import_works_without_a_real_stderr(monkeypatch):
+    """Under pythonw, or a host that closed it, sys.stderr is None: nothing to silence, no error."""
+    import helpers
+    monkeypatch.setattr(sys, "stderr", None)
+    with helpers._quiet_stderr():
+        pass

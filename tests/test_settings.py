@@ -78,3 +78,17 @@ def test_printed_paths_never_show_this_machines_folders(monkeypatch):
     monkeypatch.delenv("CIFAR10_ARTIFACTS", raising=False)
     monkeypatch.delenv("CIFAR10_QUICK", raising=False)
     assert get_settings().describe().endswith("artifacts in artifacts")
+
+
+def test_a_split_larger_than_the_training_set_is_refused(monkeypatch):
+    monkeypatch.setenv("CIFAR10_QUICK", "1")
+    with pytest.raises(ValueError, match=r"3000 \+ 2000 images requested, but the training set has 4000"):
+        split_train_val(np.zeros(4_000), np.zeros(4_000), get_settings())
+
+
+@pytest.mark.parametrize("value, quick", [("1", True), ("yes", True), (" ON ", True), ("true", True),
+                                          ("", False), ("0", False), ("off", False), ("No", False)])
+def test_the_mode_switch_reads_the_usual_spellings(monkeypatch, value, quick):
+    monkeypatch.setenv("CIFAR10_QUICK", value)
+    monkeypatch.delenv("CIFAR10_CLASS", raising=False)
+    assert get_settings().quick is quick
