@@ -5,7 +5,8 @@
 #   make run QUICK=1   the same in quick mode (a few minutes on a laptop)
 #   make run-further   run the optional notebook 05 (QUICK=1 and CLASS=1 work too)
 #   make solutions     run the worked solutions to the exercises
-#   make test          unit tests + nbval over the notebooks and solutions (quick mode, temp folder)
+#   make test          ruff, then unit tests + nbval over the notebooks and solutions (quick mode,
+#                      temp folder), with the branch coverage of helpers/
 #   make mutants       the mutation check: deliberate bugs in helpers/ the tests must catch
 #   make test-browser  the notebooks in JupyterLab in headless Chromium (needs apt chromium)
 #   make lab           open the series in JupyterLab with this environment's kernel
@@ -50,7 +51,9 @@ solutions: data
 	$(BIN)/python scripts/run_notebooks.py notebooks/solutions/*.ipynb
 
 test: data
-	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=900 tests notebooks
+	$(BIN)/ruff check
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env --nbval-cell-timeout=900 \
+		--cov --cov-report=term-missing:skip-covered tests notebooks
 
 # JupyterLab in headless Chromium runs every notebook (quick mode). Needs Debian's
 # chromium package (/usr/bin/chromium); installs Playwright into .venv.
