@@ -114,13 +114,13 @@ MUTANTS = [
            "test_labels_outside_0_to_9"),
     Mutant("checkpoint written in place, not through a temporary file", "helpers/artifacts.py",
            "        model.save(tmp)\n", "        model.save(path)\n", (ARTIFACTS,),
-           "test_a_damaged_checkpoint_is_refused_with_a_clear_message"),
+           "test_an_interrupted_save_leaves_the_previous_checkpoint_usable"),
     Mutant("checkpoint keeps the worst epoch", "helpers/artifacts.py", "if value < self.best:",
            "if value > self.best or self.best == math.inf:", (ARTIFACTS, MODEL),
-           "test_an_earlier_runs_model_is_kept_as_previous"),
+           "test_the_checkpoint_holds_the_epoch_with_the_lowest_validation_loss"),
     Mutant("quick mode writes into the full-mode folder", "helpers/settings.py",
            'artifacts=base / "quick")', "artifacts=base)", (SETTINGS, ARTIFACTS),
-           "test_a_model_of_the_wrong_shape_is_refused"),
+           "test_quick_mode_never_shares_a_folder_with_full_mode"),
     Mutant("class mode trains for 10 epochs, not a lesson's one", "helpers/settings.py",
            'epochs=1, batch_size=32, seed=SEED, artifacts=base / "class")',
            'epochs=10, batch_size=32, seed=SEED, artifacts=base / "class")', (SETTINGS, CONTRACT),
@@ -450,7 +450,8 @@ def main() -> int:
             apply(copy, m)
             run = run_tests(copy, m.tests, args.timeout)
             verdicts[i] = verdict(run, m)
-            failed = [short(f) for f in run.failed]
+            # the named catcher first, when it failed, then the others
+            failed = sorted(dict.fromkeys(short(f) for f in run.failed), key=lambda n: not names_catcher("::" + n, m.catcher))
             shown = ", ".join(failed[:3]) + (f" (+{len(failed) - 3} more)" if len(failed) > 3 else "")
             if verdicts[i].startswith("ERROR"):
                 shown = run.last_line
