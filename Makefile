@@ -7,7 +7,7 @@
 #   make solutions     run the worked solutions to the exercises
 #   make test          ruff, then unit tests + nbval over the notebooks and solutions (quick mode,
 #                      temp folder), with the branch coverage of helpers/
-#   make mutants       the mutation check: deliberate bugs in helpers/ the tests must catch
+#   make mutants       the mutation check: deliberate bugs in helpers/, notebooks and solutions
 #   make test-browser  the notebooks in JupyterLab in headless Chromium (needs apt chromium)
 #   make lab           open the series in JupyterLab with this environment's kernel
 #   make bench         measure the series on this machine (prints a table)
@@ -78,7 +78,8 @@ notebooks: data
 bench: data
 	$(BIN)/python scripts/bench.py
 
-# Deliberate bugs in helpers/, each in a scratch copy; every one must make a test fail.
+# Deliberate bugs in helpers/, the notebooks and the solutions, each in a scratch copy; every
+# one must make the test named for it fail.
 mutants: data
 	$(BIN)/python scripts/mutants.py
 

@@ -19,7 +19,7 @@ from pathlib import Path
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SEED = 42
 N_VALIDATION = 5_000  # the last 5,000 training images are held out for validation
-CLASS_N_TRAIN = 40_000  # class mode: one epoch on these, about 4-5 minutes on 2 CPU cores
+CLASS_N_TRAIN = 40_000  # class mode: one epoch on these, 1.5-5 minutes on 2 CPU cores (hosts differ)
 
 
 @dataclass(frozen=True)
