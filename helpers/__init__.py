@@ -42,6 +42,7 @@ from .artifacts import (BestModelCheckpoint, MissingArtifactError, load_best_mod
                         save_history, save_model_atomically)
 from .data import (CLASS_NAMES, NUM_CLASSES, CIFAR10DataError, convert_data_format,
                    describe_source, load_cifar10)
+from .exercises import check_exercise
 from .model import build_article_model
 from .progress import LiveProgress
 from .plots import class_titles, plot_history, plot_image_grid, use_series_style
@@ -49,7 +50,7 @@ from .settings import RunSettings, get_settings, short_path, split_train_val
 
 __all__ = [
     "BestModelCheckpoint", "CLASS_NAMES", "NUM_CLASSES", "CIFAR10DataError", "LiveProgress", "MissingArtifactError", "RunSettings",
-    "build_article_model", "class_titles", "convert_data_format", "describe_source",
+    "build_article_model", "check_exercise", "class_titles", "convert_data_format", "describe_source",
     "get_settings", "load_best_model", "load_cifar10", "load_history", "plot_history",
     "plot_image_grid", "save_history", "save_model_atomically", "short_path", "split_train_val", "use_series_style",
 ]

@@ -56,6 +56,7 @@ SOL01, SOL02 = "notebooks/solutions/01_data_loading_solutions.ipynb", "notebooks
 SOL03, SOL04 = "notebooks/solutions/03_model_building_and_training_solutions.ipynb", "notebooks/solutions/04_model_validation_solutions.ipynb"
 SOLUTIONS = "tests/test_solutions.py"
 NB05, FURTHER_NB = "notebooks/05_going_further.ipynb", "tests/test_further_notebook.py"
+EXERCISES, EXERCISES_TEST = "helpers/exercises.py", "tests/test_exercises.py"
 
 MUTANTS = [
     # the five a review found surviving
@@ -216,8 +217,8 @@ MUTANTS = [
            (f"{SOLUTIONS}::test_sol02_channel_statistics_and_the_standardised_range",),
            "test_sol02_channel_statistics_and_the_standardised_range"),
     Mutant("sol 02: variance where the standard deviation belongs", SOL02,
-           'std = x_train_scaled.std(axis=(0, 1, 2), dtype="float64")',
-           'std = x_train_scaled.var(axis=(0, 1, 2), dtype="float64")',
+           'std = np.array([x_train_scaled[..., c].std(dtype="float64")',
+           'std = np.array([x_train_scaled[..., c].var(dtype="float64")',
            (f"{SOLUTIONS}::test_sol02_channel_statistics_and_the_standardised_range",),
            "test_sol02_channel_statistics_and_the_standardised_range"),
     Mutant("sol 02: class numbers as int64, so the saving printed is not the 40-fold the text quotes", SOL02,
@@ -305,6 +306,18 @@ MUTANTS = [
     Mutant("nb 05: confused pairs counted one way only", NB05,
            "int(counts[i, j] + counts[j, i])", "int(2 * counts[i, j])", (FURTHER_NB,),
            "test_confident_mistakes_and_confused_pairs"),
+    Mutant("self-check: one-hot labels counted as float64, so 40 is marked wrong", EXERCISES,
+           '"factor": Answer(lambda: 10 * 4 // 1, 0,', '"factor": Answer(lambda: 10 * 8 // 1, 0,', (EXERCISES_TEST,),
+           "test_the_right_answer_is_correct[02.2]"),
+    Mutant("self-check: the dominant channel taken as the darkest", EXERCISES,
+           "CHANNELS[int(np.argmax(_means_255()))]", "CHANNELS[int(np.argmin(_means_255()))]", (EXERCISES_TEST,),
+           "test_the_right_answer_is_correct[01.2]"),
+    Mutant("self-check: a tolerance so loose that near misses pass", EXERCISES,
+           "np.abs(given - expected) <= tolerance + 1e-9", "np.abs(given - expected) <= tolerance + 1", (EXERCISES_TEST,),
+           "test_a_wrong_answer_gets_its_hint"),
+    Mutant("self-check: answers of the wrong shape no longer refused", EXERCISES,
+           "return given.shape == expected.shape and bool(np.all(", "return bool(np.all(", (EXERCISES_TEST,),
+           "test_answers_of_the_wrong_shape_or_kind_are_not_correct"),
 ]
 
 

@@ -23,6 +23,7 @@ SOL01 = SOLUTIONS / "01_data_loading_solutions.ipynb"
 SOL02 = SOLUTIONS / "02_data_format_conversion_solutions.ipynb"
 SOL03 = SOLUTIONS / "03_model_building_and_training_solutions.ipynb"
 SOL04 = SOLUTIONS / "04_model_validation_solutions.ipynb"
+NOTEBOOK05 = SOLUTIONS.parent / "05_going_further.ipynb"
 CHANNELS = ["red", "green", "blue"]
 
 
@@ -109,7 +110,7 @@ def test_sol02_the_brightest_pixels_and_the_dark_test_images(sol02, real_data):
     dark = x_test[brightest < 200]
     assert np.array_equal(sol02["dark"], dark)
     printed = sol02.output("dark = x_test[")
-    assert "largest pixel in the training set: 255\n" in printed
+    assert "largest pixel: 255 in the training set, 255 in the test set\n" in printed
     assert (f"{len(dark)} test images have no pixel above 199; scaled by their own maximum "
             f"({dark.max()}), they would all look {255 / dark.max():.2f}× brighter" in printed)
     difference = float(printed.split("largest difference from x / 255: ")[1].split()[0])
@@ -221,6 +222,29 @@ def test_sol03_pooling_shrinks_dense_500_as_printed(sol03):
             "times fewer weights") in " ".join(_markdown(SOL03).split())
 
 
+def test_sol03_prose_quotes_the_stored_run():
+    """Every number solution 03's text gives for the stored run is in a stored output above it."""
+    prose = " ".join(_markdown(SOL03).split())
+    summary = _stored_output(SOL03, "summary = pd.DataFrame(")
+    rows = {name: [float(v) for v in re.findall(r"\d\.\d{3}", line)]
+            for name, line in ((n, next(x for x in summary.splitlines() if x.startswith(n)))
+                               for n in ("the article's model", "MaxNorm on whole filters",
+                                         "max-pooling after each convolution", "SGD, learning rate 0.01"))}
+    base, whole, pooled, sgd = (rows[n][1] for n in rows)        # validation accuracy, last epoch
+    norms = re.findall(r"largest whole-filter norm (\d\.\d\d)", _stored_output(SOL03, "conv_axis=[0, 1, 2])\nresults"))
+    assert f"the largest whole-filter norms at the end of training are {norms[0]} (`conv_1`) and {norms[1]} (`conv_2`)" in prose
+    assert all(float(n) < 3 for n in norms)                      # "far below 3": the limit never acted
+    assert f"moved the validation accuracy from the baseline's {base:.3f} to {whole:.3f}" in prose
+    assert f"pooling reached a validation accuracy of {pooled:.3f} against the baseline's {base:.3f}: a difference of {pooled - base:.3f}" in prose
+    assert f"SGD reached a validation accuracy of {sgd:.3f} after the 2 epochs, against Adam's {base:.3f}" in prose
+    pooled_params = re.search(r"whole model ([\d,]+)", _stored_output(SOL03, "pooled = article_model(pooling=True)")).group(1)
+    assert f"({pooled_params} parameters against 16,399,654)" in prose
+    row_a = re.search(r"A   the article's model \(notebook 03\) +(\d\.\d{3}) (\d\.\d{3}) (\d\.\d{3})",
+                      "\n".join(text_of(c.outputs) for c in nbformat.read(NOTEBOOK05, as_version=4).cells
+                                if c.cell_type == "code")).groups()
+    assert f"reached {row_a[0]}, {row_a[1]} and {row_a[2]}" in prose     # the spread quoted from notebook 05
+
+
 def test_sol03_the_summary_is_each_variants_last_epoch(sol03):
     results, summary = sol03["results"], sol03["summary"]
     assert (sol03["N_IMAGES"], sol03["EPOCHS"]) == (1_000, 1)                    # quick mode's budget
@@ -312,11 +336,19 @@ def test_sol04_prose_quotes_the_stored_run():
     prose = " ".join(_markdown(SOL04).split())
     best, worst = re.search(r"largest gain: (\w+) .*; smallest: (\w+) ",
                                           _stored_output(SOL04, "f1 = {}")).groups()
-    assert f"in the stored run {best} gains most and {worst} loses most" in prose
+    gains = _stored_output(SOL04, "f1 = {}")
+    up, down = re.search(r"largest gain: \w+ \(\+(\d\.\d\d)\); smallest: \w+ \(-(\d\.\d\d)\)", gains).groups()
+    assert f"In this one run {best}'s F1 rose most (+{up}) and {worst}'s fell most (−{down})" in prose
+    before, after = re.findall(r"test accuracy (\d\.\d{3})", gains)
+    assert f"the test accuracy moved from {before} to {after}" in prose
+    assert "With one seed each, none of these is shown to be an effect" in prose
+    unsure, rest = re.findall(r"accuracy (\d\.\d{3}) on", _stored_output(SOL04, "cut = np.quantile("))
+    assert f"(the full-mode model of notebook 03) {unsure} against {rest}" in prose
     change = dict(line.split() for line in _stored_output(SOL04, "change = (").splitlines()
                   if line.split() and line.split()[0] in ("pre", "rec", "spe", "f1", "geo", "iba"))
     change = {key: float(value) for key, value in change.items()}
-    assert "precision falls most, recall rises, and specificity drops" in prose
+    assert (f"precision falls most (by {-change['pre']:.2f} in the stored run), recall rises (by "
+            f"{change['rec']:.2f}), and specificity drops (by {-change['spe']:.2f})") in prose
     assert min(change, key=change.get) == "pre" and change["rec"] > 0 > change["spe"]
     assert "F1 falls with precision" in prose and change["f1"] < 0
     assert "The geometric mean and IBA barely move" in prose
