@@ -157,6 +157,7 @@ def test_sol02_channel_statistics_and_the_standardised_range(sol02, real_data):
 VARIANTS = {"baseline": "article_model()", "whole_filters": "article_model(conv_axis=[0, 1, 2])",
             "pooling": "article_model(pooling=True)",
             "sgd": "article_model(optimizer=keras.optimizers.SGD(learning_rate=0.01))"}
+TRAINED = {"whole_filters": "model", "pooling": "pooled", "sgd": "sgd"}
 
 
 @pytest.fixture(scope="module")
@@ -169,6 +170,10 @@ def sol03(tmp_path_factory):
         read[f"layers_{name}"] = f"[layer.get_config() for layer in {call}.layers]"
         read[f"types_{name}"] = f"[type(layer).__name__ for layer in {call}.layers]"
         read[f"compiled_{name}"] = f"{call}.get_compile_config()"
+    # the models the solution actually trained, not fresh ones built by the same calls
+    for name, variable in TRAINED.items():
+        read[f"trained_layers_{name}"] = f"[layer.get_config() for layer in {variable}.layers]"
+        read[f"trained_compiled_{name}"] = f"{variable}.get_compile_config()"
     return execute_notebook(SOL03, read, tmp_path_factory.mktemp("sol03"))
 
 
@@ -200,6 +205,10 @@ def test_sol03_each_variant_differs_from_the_articles_model_in_one_place(sol03):
     assert optimizer["class_name"] == "SGD"
     assert optimizer["config"]["learning_rate"] == pytest.approx(0.01)
     assert (optimizer["config"]["momentum"], optimizer["config"]["nesterov"]) == (0.0, False)
+    # and each model the solution trained is the variant its heading names
+    for name in TRAINED:
+        assert sol03[f"trained_layers_{name}"] == sol03[f"layers_{name}"], name
+        assert unnamed(sol03[f"trained_compiled_{name}"]["optimizer"]) == unnamed(sol03[f"compiled_{name}"]["optimizer"]), name
 
 
 def test_sol03_whole_filter_norms_stay_within_the_limit_and_are_printed_right(sol03):
