@@ -318,6 +318,10 @@ MUTANTS = [
     Mutant("self-check: answers of the wrong shape no longer refused", EXERCISES,
            "return given.shape == expected.shape and bool(np.all(", "return bool(np.all(", (EXERCISES_TEST,),
            "test_answers_of_the_wrong_shape_or_kind_are_not_correct"),
+    Mutant("the tests no longer unpack an archive named by CIFAR10_PATH", "conftest.py",
+           "    if os.environ.get(\"CIFAR10_PATH\"):\n        _unpack_if_archive()\n",
+           "    if os.environ.get(\"CIFAR10_PATH\"):\n        pass\n", (DATA + "::test_make_test_accepts_the_archive_the_docs_recommend",),
+           "test_make_test_accepts_the_archive_the_docs_recommend"),
 ]
 
 

@@ -3,6 +3,7 @@ import io
 import os
 import pickle
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -265,3 +266,17 @@ def test_archive_without_batches(tmp_path):
         tar.addfile(info, io.BytesIO(b"hi"))
     with pytest.raises(CIFAR10DataError, match=rf"has no member '{FOLDER}/data_batch_1'"):
         load_cifar10(archive)
+
+
+def test_make_test_accepts_the_archive_the_docs_recommend(archive_folder, tmp_path):
+    """`CIFAR10_PATH=/shared` holding only cifar-10-python.tar.gz: the session unpacks it once,
+    and tests that need the batch files one by one (batch_dir) run on the unpacked copy."""
+    import subprocess
+    import sys
+    env = dict(os.environ, CIFAR10_PATH=str(archive_folder))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                           "tests/test_data.py::test_channel_order_matches_the_official_layout"],
+                          cwd=Path(__file__).resolve().parent.parent, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    assert "1 passed" in proc.stdout
