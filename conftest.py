@@ -8,6 +8,7 @@ fetches it once.
 """
 import os
 import shutil
+import tarfile
 import tempfile
 from pathlib import Path
 
@@ -55,7 +56,6 @@ def _unpack_if_archive():
         return
     if not source.is_file():
         return
-    import tarfile
     _unpacked = tempfile.mkdtemp(prefix="cifar10-test-data-")
     with tarfile.open(source) as tar:
         members = [m for m in tar.getmembers() if m.isfile() and m.name.startswith(f"{FOLDER}/")]
