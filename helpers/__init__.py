@@ -38,7 +38,7 @@ with _quiet_stderr():
     if _find_spec("tensorflow") is not None:
         import tensorflow as _tf  # noqa: F401
 
-from .artifacts import (BestModelCheckpoint, MissingArtifactError, load_best_model, load_history,
+from .artifacts import (BestModelCheckpoint, MissingArtifactError, load_best_model, load_history, own_artifacts_folder,
                         save_history, save_model_atomically)
 from .data import (CLASS_NAMES, NUM_CLASSES, CIFAR10DataError, convert_data_format,
                    describe_source, load_cifar10)
@@ -51,6 +51,6 @@ from .settings import RunSettings, get_settings, short_path, split_train_val
 __all__ = [
     "BestModelCheckpoint", "CLASS_NAMES", "NUM_CLASSES", "CIFAR10DataError", "LiveProgress", "MissingArtifactError", "RunSettings",
     "build_article_model", "check_exercise", "class_titles", "convert_data_format", "describe_source",
-    "get_settings", "load_best_model", "load_cifar10", "load_history", "plot_history",
+    "get_settings", "load_best_model", "load_cifar10", "load_history", "own_artifacts_folder", "plot_history",
     "plot_image_grid", "save_history", "save_model_atomically", "short_path", "split_train_val", "use_series_style",
 ]

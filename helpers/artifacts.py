@@ -1,6 +1,7 @@
 """What notebook 03 leaves for notebook 04: the best model and the training history."""
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -77,7 +78,10 @@ class BestModelCheckpoint(keras.callbacks.Callback):
       re-running the notebook does not silently replace it;
     - with `history_path`, the per-epoch losses and accuracies of this `fit` so far are
       written after every epoch, so an interrupted run leaves a history that matches its
-      checkpoint.
+      checkpoint;
+    - a folder it cannot write to (a teacher's model, shared read-only) does not stop the
+      training: the model and history go to the student's own folder
+      (`own_artifacts_folder()`), with a note that says where and how notebook 04 finds them.
     """
 
     def __init__(self, path, history_path=None, monitor="val_loss", verbose=1):
@@ -94,6 +98,8 @@ class BestModelCheckpoint(keras.callbacks.Callback):
 
     def on_train_begin(self, logs=None):
         self.history = {}                                    # like keras' History: this fit only
+        if not _writable(self.path.parent):                  # before an hour of training, not after
+            self._move_to_own_folder()
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
@@ -102,19 +108,47 @@ class BestModelCheckpoint(keras.callbacks.Callback):
                 f"BestModelCheckpoint monitors {self.monitor!r}, but fit() reported only "
                 f"{sorted(logs)}. Pass validation_data=(x_val, y_val) to fit().")
         if not self._kept_earlier_run:                       # this run's first epoch
-            self._keep_earlier_run()
+            self._in_a_writable_folder(self._keep_earlier_run)
             self._kept_earlier_run = True
         for key, value in logs.items():
             self.history.setdefault(key, []).append(float(value))
         value = float(logs[self.monitor])
         if value < self.best:
-            save_model_atomically(self.model, self.path)
+            self._in_a_writable_folder(lambda: save_model_atomically(self.model, self.path))
             if self.verbose:
                 print(f"Epoch {epoch + 1}: {self.monitor} improved from {self.best:.4f} to "
                       f"{value:.4f}; saved to {self.path.name}")
             self.best, self.best_epoch = value, epoch + 1
         if self.history_path is not None:
-            save_history(self.history, self.history_path)
+            self._in_a_writable_folder(lambda: save_history(self.history, self.history_path))
+
+    def _in_a_writable_folder(self, write):
+        try:
+            write()
+        except OSError as err:                               # the folder became read-only meanwhile
+            if err.errno not in _NOT_YOURS:
+                raise
+            self._move_to_own_folder()
+            write()
+
+    def _move_to_own_folder(self):
+        """The artifacts folder cannot be written (a teacher's shared, read-only model, say):
+        save into the student's own folder instead, and say so once, with what to do next."""
+        shared = self.path.parent
+        mode = shared.name if shared.name in ("class", "quick") else None
+        base = own_artifacts_folder()
+        own = base / mode if mode else base
+        if own.resolve() == shared.resolve():
+            raise PermissionError(errno.EACCES, f"cannot write to {shared}, and it is already "
+                                  "CIFAR10_OWN_ARTIFACTS: give it a folder you can write to")
+        self.path = own / self.path.name
+        self.previous_path = self.path.with_suffix(".previous.keras")
+        if self.history_path is not None:
+            self.history_path = own / self.history_path.name
+        print(f"Note: {_readable(shared)} is read-only (a folder shared with you, not yours to write), "
+              f"so this training saves its model to your own folder instead: {_readable(self.path)}. "
+              f"Nothing is lost. Notebook 04 reads the shared model unless you start JupyterLab with "
+              f"CIFAR10_ARTIFACTS={_readable(base)}; then it reads yours.")
 
     def _keep_earlier_run(self):
         pairs = [(self.path, self.previous_path)]
@@ -127,6 +161,38 @@ class BestModelCheckpoint(keras.callbacks.Callback):
                     os.link(current, previous)                 # no copy, and no moment without a file
                 except OSError:
                     shutil.copy2(current, previous)
+
+
+_NOT_YOURS = (errno.EACCES, errno.EPERM, errno.EROFS)
+
+
+def own_artifacts_folder() -> Path:
+    """Where a student's models go when the artifacts folder is shared read-only:
+    CIFAR10_OWN_ARTIFACTS if set, else ~/cifar10-artifacts."""
+    return Path(os.environ.get("CIFAR10_OWN_ARTIFACTS") or Path.home() / "cifar10-artifacts").expanduser()
+
+
+def _readable(path: Path) -> str:
+    """A path as a student would type it: ~/... under the home folder, else in full."""
+    path, home = Path(path), Path.home()
+    return f"~/{path.relative_to(home)}" if path.is_relative_to(home) and path != home else str(path)
+
+
+def _writable(folder: Path) -> bool:
+    """Whether a file can be created in `folder` (or in the nearest folder above it that exists):
+    tried for real, since permissions alone do not show a read-only file system."""
+    folder = Path(folder)
+    while not folder.exists() and folder.parent != folder:
+        folder = folder.parent
+    probe = folder / f".write-test-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        probe.touch()
+    except OSError as err:
+        if err.errno in _NOT_YOURS:
+            return False
+        raise
+    probe.unlink()
+    return True
 
 
 def _require(path: Path, what: str, settings: RunSettings):

@@ -2,6 +2,7 @@
 the checkpoint is never half-written, an earlier run's model is kept, quick mode never
 touches a full-mode model, and notebook 04 refuses anything that is not this series' model."""
 import json
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -233,3 +234,63 @@ def test_a_missing_artifact_shows_only_its_message_in_a_notebook(settings):
     with pytest.raises(MissingArtifactError) as failure:
         load_history(settings)
     assert failure.value._render_traceback_() == [f"MissingArtifactError: {failure.value}"]
+
+
+# --------------------------------------------------------------------------- a shared, read-only folder
+
+def _tiny_model(value):
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(2, name="d")])
+    model.set_weights([np.full((4, 2), value, "float32"), np.zeros(2, "float32")])
+    return model
+
+
+def test_a_read_only_shared_folder_sends_the_model_to_the_students_own(tmp_path, monkeypatch, capsys):
+    """A teacher's model, shared read-only: the student's training goes on, into their own folder."""
+    import helpers.artifacts as artifacts
+    shared, own = tmp_path / "shared" / "class", tmp_path / "own"
+    save_model_atomically(_tiny_model(9.0), shared / "best_model.keras")
+    before = (shared / "best_model.keras").read_bytes()
+    monkeypatch.setenv("CIFAR10_OWN_ARTIFACTS", str(own))
+    # as root every folder is writable, so the test makes the shared one refuse writes
+    monkeypatch.setattr(artifacts, "_writable", lambda folder: not Path(folder).is_relative_to(shared))
+    checkpoint = BestModelCheckpoint(shared / "best_model.keras", shared / "history.json", verbose=0)
+    model = _tiny_model(1.0)
+    checkpoint.set_model(model)
+    checkpoint.on_train_begin()
+    note = capsys.readouterr().out
+    assert "is read-only" in note and str(own / "class" / "best_model.keras") in note
+    assert f"CIFAR10_ARTIFACTS={own}" in note and "Nothing is lost" in note
+    checkpoint.on_epoch_end(0, {"val_loss": 1.0, "loss": 1.2})
+    assert keras.models.load_model(own / "class" / "best_model.keras").get_layer("d").get_weights()[0][0, 0] == 1.0
+    assert json.loads((own / "class" / "history.json").read_text()) == {"val_loss": [1.0], "loss": [1.2]}
+    assert (shared / "best_model.keras").read_bytes() == before and sorted(p.name for p in shared.iterdir()) == [
+        "best_model.keras"]
+
+
+def test_a_folder_that_refuses_a_save_mid_training_loses_nothing(tmp_path, monkeypatch, capsys):
+    import errno
+
+    import helpers.artifacts as artifacts
+    shared, own = tmp_path / "shared", tmp_path / "own"
+    monkeypatch.setenv("CIFAR10_OWN_ARTIFACTS", str(own))
+    real_save = artifacts.save_model_atomically
+
+    def save(model, path):
+        if Path(path).is_relative_to(shared):
+            raise PermissionError(errno.EROFS, "Read-only file system", str(path))
+        return real_save(model, path)
+
+    checkpoint = BestModelCheckpoint(shared / "best_model.keras", verbose=0)
+    model = _tiny_model(2.0)
+    checkpoint.set_model(model)
+    checkpoint.on_train_begin()                              # writable when training starts...
+    monkeypatch.setattr(artifacts, "save_model_atomically", save)   # ...and no longer at the first save
+    checkpoint.on_epoch_end(0, {"val_loss": 0.5})
+    assert "is read-only" in capsys.readouterr().out
+    assert checkpoint.path == own / "best_model.keras" and checkpoint.best_epoch == 1
+    assert keras.models.load_model(own / "best_model.keras").get_layer("d").get_weights()[0][0, 0] == 2.0
+    # other errors are not swallowed
+    monkeypatch.setattr(artifacts, "save_model_atomically",
+                        lambda m, p: (_ for _ in ()).throw(OSError(errno.ENOSPC, "No space left on device")))
+    with pytest.raises(OSError, match="No space left"):
+        checkpoint.on_epoch_end(1, {"val_loss": 0.4})
