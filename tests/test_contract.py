@@ -81,9 +81,11 @@ def test_every_layer_of_the_final_model():
             ("block2b_conv", 192), ("block3a_conv", 192), ("block3b_conv", 192)]]
     order = [d["type"] for d in layers]
     block = ["Conv2D", "MaxPooling2D", "BatchNormalization", "ReLU", "Conv2D", "BatchNormalization", "ReLU"]
-    assert order == ["Conv2D", "ReLU"] + block * 3 + ["GlobalMaxPooling2D", "Dense"]
-    assert layers[-1] == {"type": "Dense", "name": "softmax_out", "units": 10, "bias": True,
-                          "activation": "softmax"}
+    assert order == ["Conv2D", "ReLU"] + block * 3 + ["GlobalMaxPooling2D", "Dense", "Rescaling", "Softmax"]
+    assert layers[-3] == {"type": "Dense", "name": "logits", "units": 10, "bias": True,
+                          "activation": "linear"}              # the logits, divided by 8, then the softmax
+    model = build_network(RECIPE, whitening=_ZERO_WHITENING)
+    assert model.get_layer("logit_scale").scale == 0.125 and model.layers[-1].name == "softmax_out"
     model = build_network(RECIPE, whitening=_ZERO_WHITENING)
     assert all(layer.momentum == 0.9 and not layer.scale and layer.center
                for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization))
@@ -100,7 +102,7 @@ def test_the_recipes_weight_decay_is_the_usual_coupled_l2():
     assert model.optimizer.get_config()["weight_decay"] is None
     kernels = [layer for layer in model.layers if getattr(layer, "kernel", None) is not None and layer.trainable]
     assert [layer.name for layer in kernels] == [
-        "block1a_conv", "block1b_conv", "block2a_conv", "block2b_conv", "block3a_conv", "block3b_conv", "softmax_out"]
+        "block1a_conv", "block1b_conv", "block2a_conv", "block2b_conv", "block3a_conv", "block3b_conv", "logits"]
     for layer in kernels:
         w = keras.ops.convert_to_numpy(layer.kernel)
         assert float(layer.kernel_regularizer(layer.kernel)) == pytest.approx(5e-4 * float(np.sum(w ** 2)), rel=1e-5)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from helpers import build_article_model, convert_data_format
-from helpers.further import (ABLATION, ARTICLE, RECIPE, AugmentedImages, ablation_configs, augment,
+from helpers.further import (ABLATION, ARTICLE, RECIPE, AugmentedImages, ablation_configs, augment, restart_network,
                              build_network, compile_network, count_macs, layer_macs, one_cycle_sgd,
                              whitening_filters)
 
@@ -82,9 +82,11 @@ def test_ablation_rows_answer_the_open_questions():
     assert rows["D"] == ("C", {"head": "max"}) and configs["C"]["head"] == "average"   # average vs max, deep body
     assert configs["C"]["body"] == "blocks"
     assert rows["H"] == ("G", {"batch_norm": True})                 # batch norm at the old learning rate...
-    assert rows["I"] == ("H", {"learning_rate": 0.4})               # ...then with the larger one it allows
-    assert rows["I0"] == ("G", {"learning_rate": 0.4})              # and the larger one without it
-    assert rows["J"][1] == {"weight_decay": 5e-4}                   # weight decay on, at the usual strength
+    assert rows["I"] == ("H", {"logit_scale": 0.125})               # (logits scaled down, as airbench)
+    assert rows["J"] == ("I", {"learning_rate": 0.4})               # ...then with the larger one it allows
+    assert rows["J0"] == ("J", {"batch_norm": False})               # and the larger one without it
+    assert configs["J0"]["learning_rate"] == 0.4 and not configs["J0"]["batch_norm"]
+    assert rows["K"][1] == {"weight_decay": 5e-4}                   # weight decay on, at its documented strength
 
 
 def test_the_recipe_is_the_last_row():
@@ -93,10 +95,11 @@ def test_the_recipe_is_the_last_row():
     assert RECIPE["optimizer"] == "sgd" and RECIPE["learning_rate"] == 0.4
     assert RECIPE["first_layer"] == "whitening" and RECIPE["widths"] == (48, 192, 192)
     assert RECIPE["augment"] and RECIPE["label_smoothing"] == 0.2 and RECIPE["batch_norm"]
+    assert RECIPE["logit_scale"] == 0.125
 
 
 def test_ablation_configs_refuses_an_unknown_setting(monkeypatch):
-    monkeypatch.setattr("helpers.further.ABLATION", ABLATION + [("Z", "typo", "N", {"widht": 3})])
+    monkeypatch.setattr("helpers.further.ABLATION", ABLATION + [("Z", "typo", "O", {"widht": 3})])
     with pytest.raises(ValueError, match="widht"):
         ablation_configs()
 
@@ -135,8 +138,11 @@ def test_the_recipe_network_is_the_documented_stack(whitening):
     assert sum(isinstance(lay, keras.layers.BatchNormalization) for lay in model.layers) == 6
     assert all(not lay.scale for lay in model.layers if isinstance(lay, keras.layers.BatchNormalization))
     assert sum(isinstance(lay, keras.layers.MaxPooling2D) for lay in model.layers) == 3
-    assert isinstance(model.layers[-2], keras.layers.GlobalMaxPooling2D)
-    assert model.output_shape == (None, 10) and model.layers[-1].activation is keras.activations.softmax
+    assert isinstance(model.layers[-4], keras.layers.GlobalMaxPooling2D)
+    logits, scale, softmax = model.layers[-3:]                 # Dense -> x 1/8 -> softmax
+    assert logits.activation is keras.activations.linear and logits.units == 10
+    assert isinstance(scale, keras.layers.Rescaling) and scale.scale == 0.125
+    assert isinstance(softmax, keras.layers.Softmax) and model.output_shape == (None, 10)
     kernel, bias = convs[0].get_weights()
     assert np.array_equal(kernel, whitening[0]) and np.array_equal(bias, whitening[1])
     assert all(c.kernel_constraint is None for c in convs)
@@ -149,8 +155,10 @@ def test_each_rows_network_costs_what_its_settings_say(whitening):
     assert macs["B"] == 32 * 32 * 27 * 32 + 32 * 32 * 288 * 32 + 32 * 10          # no Dense(500)
     small = (32 * 32 * 27 * 24 + 32 * 32 * 9 * 24 * 32 + 16 * 16 * 9 * 32 * 32 + 16 * 16 * 9 * 32 * 64
              + 8 * 8 * 9 * 64 * 64 + 8 * 8 * 9 * 64 * 128 + 4 * 4 * 9 * 128 * 128 + 128 * 10)
-    assert all(macs[row] == small for row in "CDEFGHIJKL") and macs["I0"] == small
-    assert macs["N"] == RECIPE_MACS
+    assert all(macs[row] == small for row in "CDEFGHIJKLM") and macs["J0"] == small
+    assert macs["N"] == (31 * 31 * 12 * 24 + 31 * 31 * 9 * 24 * 32 + 15 * 15 * 9 * 32 * 32 + 15 * 15 * 9 * 32 * 64
+                         + 7 * 7 * 9 * 64 * 64 + 7 * 7 * 9 * 64 * 128 + 3 * 3 * 9 * 128 * 128 + 128 * 10)
+    assert macs["O"] == RECIPE_MACS
     with_bn = build_network(configs["H"])
     assert sum(isinstance(lay, keras.layers.BatchNormalization) for lay in with_bn.layers) == 7
     assert not any(isinstance(lay, keras.layers.BatchNormalization) for lay in build_network(configs["G"]).layers)
@@ -170,7 +178,7 @@ def test_weight_decay_is_an_l2_penalty_of_5e_4_on_every_kernel(whitening):
     assert float(sum(model.losses)) == pytest.approx(expected, rel=1e-5)
     compile_network(model, RECIPE, total_steps=100)
     assert model.optimizer.weight_decay is None            # no decoupled decay on top of it
-    assert build_network(ablation_configs()["I"]).losses == []
+    assert build_network(ablation_configs()["J"]).losses == []
 
 
 def test_compile_network_follows_the_configuration():
@@ -179,7 +187,7 @@ def test_compile_network_follows_the_configuration():
     assert isinstance(model.optimizer, keras.optimizers.Adam)
     assert float(model.optimizer.learning_rate) == pytest.approx(1e-3)
     assert model.loss.get_config()["label_smoothing"] == 0
-    model = compile_network(build_network(configs["L"]), configs["L"], total_steps=10, jit_compile=False)
+    model = compile_network(build_network(configs["M"]), configs["M"], total_steps=10, jit_compile=False)
     assert isinstance(model.optimizer, keras.optimizers.SGD) and model.optimizer.nesterov
     assert model.loss.get_config()["label_smoothing"] == pytest.approx(0.2)
     with pytest.raises(ValueError, match="unknown optimizer"):
@@ -337,3 +345,41 @@ def test_augment_without_flip_or_shift(real_data):
     shifted_only = augment(batch, np.random.default_rng(0), flip=False)
     for o, b in zip(shifted_only[:64], batch[:64]):          # a shifted window of the original itself
         assert any(np.array_equal(o, w) for w in _windows(b))
+
+
+
+def test_the_recipe_scales_its_logits_by_one_eighth(whitening):
+    model = build_network(RECIPE, whitening=whitening, seed=0)
+    # the softmax sees the logits divided by 8: the probabilities are softmax(Dense(x) / 8)
+    x = np.random.default_rng(0).random((4, 32, 32, 3), dtype=np.float32)
+    logits = keras.Model(model.inputs[0], model.get_layer("logits").output)(x).numpy()
+    expected = np.exp(logits / 8) / np.exp(logits / 8).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-5, atol=1e-6)
+    assert [lay.name for lay in build_network(ablation_configs()["H"]).layers][-1] == "softmax_out"
+    assert "logits" not in [lay.name for lay in build_network(ablation_configs()["H"]).layers]
+
+
+@pytest.mark.parametrize("row", ["E", "J"])   # Adam at a constant rate; SGD with momentum and a schedule
+def test_restart_network_starts_a_compiled_network_again_from_another_seed(whitening, row):
+    config = ablation_configs()[row]
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 32, 32, 3), dtype=np.float32)
+    y = keras.utils.to_categorical(rng.integers(0, 10, 64), 10)
+    used = compile_network(build_network(config, seed=0), config, total_steps=4, jit_compile=False)
+    used.fit(x, y, batch_size=32, epochs=2, shuffle=False, verbose=0)   # weights, momentum, BN statistics move
+    assert int(used.optimizer.iterations) == 4
+    restart_network(used, config, seed=1)
+    fresh = compile_network(build_network(config, seed=1), config, total_steps=4, jit_compile=False)
+    for a, b in zip(used.get_weights(), fresh.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert int(used.optimizer.iterations) == 0
+    state = [v for v in used.optimizer.variables if v.name != "learning_rate"]
+    assert all(not np.any(keras.ops.convert_to_numpy(v)) for v in state)
+    assert float(used.optimizer.learning_rate) == pytest.approx(float(fresh.optimizer.learning_rate))
+    # and it trains as the fresh network does, step for step
+    for model in (used, fresh):
+        model.fit(x, y, batch_size=32, epochs=1, shuffle=False, verbose=0)
+    np.testing.assert_allclose(used.predict(x, verbose=0), fresh.predict(x, verbose=0), rtol=1e-4, atol=1e-5)
+    assert not np.allclose(used.predict(x, verbose=0), build_network(config, seed=1).predict(x, verbose=0))  # it learnt
+    with pytest.raises(ValueError, match="not the one this configuration builds"):
+        restart_network(used, ablation_configs()["O"], seed=0, whitening=whitening)
