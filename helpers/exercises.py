@@ -1,10 +1,10 @@
 """Self-checks for the exercises: `check_exercise("02.2", factor=40)` says "correct" or gives a hint.
 
-Notebooks 01 and 02 end their exercise lists with a self-check cell; notebooks 03 and 05 name
-the call in the exercise's text, for the student to run in a cell of their own. A student
+Notebooks 01 to 05 end their exercise lists with a self-check cell. A student
 replaces each `None` with an answer and runs the cell; `check_exercise` prints one line per answer: "correct", "not
 answered yet", or "not yet" with a hint. Answers that depend on the data (channel means, the largest pixel) are
-computed from the data set when asked, never stored; answers that follow from arithmetic alone
+computed from the data set when asked, never stored, and so are those that depend on the model
+a student trained (notebook 04's, read from the artifacts folder of the current mode); answers that follow from arithmetic alone
 (a parameter or multiply-add count) are written out below with the arithmetic beside them, and
 `tests/test_exercises.py` recomputes each one independently (from the layers Keras builds).
 """
@@ -48,6 +48,30 @@ def _dominant():
 def _standardised_range(end):
     means, stds = _channel_stats()
     return tuple((end - means) / stds)
+
+
+def _confidence_split():
+    """Test accuracy on the tenth of the test images with the lowest top probability, and on the
+    other nine tenths, for the model notebook 03 saved in the current mode (computed once per
+    saved model: a retrained model is a new file, with a new modification time)."""
+    from .settings import get_settings
+    path = get_settings().model_path
+    return _confidence_split_of(str(path), path.stat().st_mtime_ns if path.exists() else None)
+
+
+@lru_cache(maxsize=2)
+def _confidence_split_of(path, _modified):
+    from .artifacts import load_best_model
+    from .data import convert_data_format, load_cifar10
+    from .settings import get_settings
+    model = load_best_model(get_settings(), compile=False)      # a clear message if there is none
+    _, (x_test, y_test) = load_cifar10(train=False)
+    probs = np.concatenate([model.predict(convert_data_format(x_test[i:i + 1000], y_test[i:i + 1000])[0],
+                                          batch_size=500, verbose=0) for i in range(0, len(x_test), 1000)])
+    correct = probs.argmax(axis=1) == y_test.ravel()
+    order = np.argsort(probs.max(axis=1), kind="stable")
+    tenth = len(order) // 10
+    return float(correct[order[:tenth]].mean()), float(correct[order[tenth:]].mean())
 
 
 @dataclass(frozen=True)
@@ -98,6 +122,14 @@ EXERCISES: dict[str, dict[str, Answer]] = {
         "dense_params": Answer(lambda: (8 * 8 * 32 + 1) * 500, 0,
                                "Dense(500) has one weight per input and unit, plus one bias per "
                                "unit; each 2x2 pooling halves the height and width of the maps"),
+    },
+    "04.1": {
+        "low_tenth": Answer(lambda: _confidence_split()[0], 0.005,
+                            "sort the test images by their top probability, probs.max(axis=1); "
+                            "the 1,000 lowest are the tenth; give the share of them the model gets "
+                            "right (argmax == true class) as a fraction, e.g. 0.25"),
+        "other_nine_tenths": Answer(lambda: _confidence_split()[1], 0.005,
+                                    "the same share over the other 9,000 test images, as a fraction"),
     },
     "05.1": {
         # conv 1: 32x32 positions x (3x3x3) x 32; conv 2: 32x32 x (3x3x32) x 32; Dense(10): 32 x 10

@@ -23,6 +23,7 @@ import keras
 import numpy as np
 
 from .data import convert_data_format
+from .model import build_article_model
 
 # --------------------------------------------------------------------------- multiply-adds
 
@@ -234,7 +235,8 @@ def build_network(config, input_shape=(32, 32, 3), num_classes=10, whitening=Non
                   name="network"):
     """The network a configuration describes, uncompiled (`compile_network` compiles it).
 
-    body "article": Conv2D(32, 3x3) -> Conv2D(32, 3x3), ReLU, at 32x32 (the article's);
+    body "article": notebook 03's model itself, `build_article_model(head=..., compile=False)`
+                    (rows A and B): it takes the article's settings and head "dense500" or "average";
     body "blocks":  a first layer at 32x32, then three blocks, each
                     Conv2D(w, 3x3) -> MaxPool 2x2 -> [BatchNorm] -> ReLU -> Conv2D(w, 3x3) -> [BatchNorm] -> ReLU;
     head "dense500": Flatten -> Dense(500, ReLU) -> Dense(num_classes, softmax) (the article's);
@@ -258,6 +260,14 @@ def build_network(config, input_shape=(32, 32, 3), num_classes=10, whitening=Non
     if config["first_layer"] == "whitening" and whitening is None:
         raise ValueError("first_layer='whitening' needs its fixed weights: pass "
                          "whitening=whitening_filters(x_train).")
+    if config["body"] == "article":
+        changed = {k for k in ("max_norm", "batch_norm", "first_layer", "weight_decay", "logit_scale")
+                   if config[k] != ARTICLE[k]}
+        if changed or config["head"] == "max":
+            raise ValueError(f"body 'article' is notebook 03's model (helpers.build_article_model), with "
+                             f"head 'dense500' or 'average' and the article's other settings; this "
+                             f"configuration changes {sorted(changed) or ['head']}: use body 'blocks'.")
+        return build_article_model(input_shape, num_classes, seed=seed, head=config["head"], compile=False)
     if seed is not None:
         keras.utils.set_random_seed(seed)
     layers = keras.layers
@@ -274,17 +284,14 @@ def build_network(config, input_shape=(32, 32, 3), num_classes=10, whitening=Non
             layers.ReLU(name=f"{label}_relu")]
 
     stack = [keras.Input(shape=input_shape)]
-    if config["body"] == "article":
-        stack += conv(32, "conv_1") + norm_relu("conv_1") + conv(32, "conv_2") + norm_relu("conv_2")
+    if config["first_layer"] == "whitening":
+        stack += [layers.Conv2D(24, 2, padding="valid", trainable=False, name="whitening_conv"),
+                  layers.ReLU(name="whitening_relu")]
     else:
-        if config["first_layer"] == "whitening":
-            stack += [layers.Conv2D(24, 2, padding="valid", trainable=False, name="whitening_conv"),
-                      layers.ReLU(name="whitening_relu")]
-        else:
-            stack += conv(24, "stem") + norm_relu("stem")
-        for i, width in enumerate(config["widths"], start=1):
-            stack += conv(width, f"block{i}a") + [layers.MaxPooling2D(2, name=f"block{i}_pool")]
-            stack += norm_relu(f"block{i}a") + conv(width, f"block{i}b") + norm_relu(f"block{i}b")
+        stack += conv(24, "stem") + norm_relu("stem")
+    for i, width in enumerate(config["widths"], start=1):
+        stack += conv(width, f"block{i}a") + [layers.MaxPooling2D(2, name=f"block{i}_pool")]
+        stack += norm_relu(f"block{i}a") + conv(width, f"block{i}b") + norm_relu(f"block{i}b")
     if config["head"] == "dense500":
         stack += [layers.Flatten(name="flatten"),
                   layers.Dense(500, activation="relu", kernel_constraint=constraint,
@@ -300,7 +307,7 @@ def build_network(config, input_shape=(32, 32, 3), num_classes=10, whitening=Non
                   layers.Rescaling(config["logit_scale"], name="logit_scale"),
                   layers.Softmax(name="softmax_out")]
     model = keras.Sequential(stack, name=name)
-    if config["first_layer"] == "whitening" and config["body"] == "blocks":
+    if config["first_layer"] == "whitening":
         model.get_layer("whitening_conv").set_weights(list(whitening))
     return model
 

@@ -62,6 +62,45 @@ def test_the_articles_model_is_compiled_with_adams_defaults_cross_entropy_and_ac
     assert config["metrics"] == ["accuracy"]
 
 
+def _article_layers():
+    return [_describe(layer) for layer in build_article_model().layers]
+
+
+def test_each_option_of_the_article_builder_changes_one_thing():
+    """The options the exercises and notebook 05 use; their defaults are the article's model."""
+    article = _article_layers()
+    whole = [_describe(layer) for layer in build_article_model(conv_axis=[0, 1, 2]).layers]
+    for got, base in zip(whole, article, strict=True):
+        if base["name"] in ("conv_1", "conv_2"):
+            assert got == {**base, "constraint": ("MaxNorm", {"max_value": 3, "axis": [0, 1, 2]})}
+        else:
+            assert got == base                       # Dense(500) keeps MaxNorm(3) on axis 0
+    pooled = build_article_model(pooling=True).layers
+    assert [layer.name for layer in pooled] == ["conv_1", "pool_1", "conv_2", "pool_2", "flatten",
+                                                "dense_500", "softmax_out"]
+    assert all(layer.pool_size == (2, 2) and layer.strides == (2, 2)
+               for layer in pooled if isinstance(layer, keras.layers.MaxPooling2D))
+    assert [_describe(layer) for layer in pooled if "pool" not in layer.name] == article
+    averaged = [_describe(layer) for layer in build_article_model(head="average").layers]
+    assert averaged == article[:2] + [{"type": "GlobalAveragePooling2D", "name": "global_average"}, article[-1]]
+    sgd = build_article_model(optimizer=keras.optimizers.SGD(learning_rate=0.01))
+    assert [_describe(layer) for layer in sgd.layers] == article
+    assert sgd.get_compile_config()["optimizer"]["class_name"] == "SGD"
+    assert not build_article_model(compile=False).compiled
+    with pytest.raises(ValueError, match="head must be 'dense500'"):
+        build_article_model(head="max")
+
+
+def test_notebook_05s_article_rows_are_the_article_builder():
+    from helpers.further import ablation_configs
+    configs = ablation_configs()
+    for row, head in (("A", "dense500"), ("B", "average")):
+        assert ([_describe(layer) for layer in build_network(configs[row]).layers]
+                == [_describe(layer) for layer in build_article_model(head=head).layers]), row
+    with pytest.raises(ValueError, match="use body 'blocks'"):
+        build_network({**configs["A"], "batch_norm": True})
+
+
 def test_the_articles_model_gives_probabilities():
     model = build_article_model(seed=0)
     probs = keras.ops.convert_to_numpy(model(np.random.default_rng(0).random((4, 32, 32, 3), np.float32)))

@@ -78,7 +78,7 @@ def test_the_back_links_land_on_the_exercise_list(chapter):
     assert len(headings) == 1       # JupyterLab's anchor for "### Exercises" is #Exercises
 
 
-@pytest.mark.parametrize("chapter", ["01", "02"])
+@pytest.mark.parametrize("chapter", ["01", "02", "03", "04", "05"])
 def test_the_self_check_cell_checks_every_numbered_exercise_with_a_self_check(chapter):
     cells = _cells(NOTEBOOKS / f"{CHAPTERS[chapter]}.ipynb")
     (cell,) = [c for c in cells if c.cell_type == "code" and "check_exercise" in c.source]
@@ -115,9 +115,26 @@ def _right_answers(real_data):
     }
 
 
+def _confidence_answers(real_data):
+    """Notebook 04's exercise 1, for a model trained briefly here and saved where notebook 03 saves
+    its model in the current mode (the self-check reads it from there)."""
+    from helpers import build_article_model, convert_data_format, get_settings, save_model_atomically
+    (x_train, y_train), (x_test, y_test) = real_data
+    model = build_article_model(seed=0)
+    model.fit(*convert_data_format(x_train[:1000], y_train[:1000]), epochs=1, batch_size=32, verbose=0)
+    save_model_atomically(model, get_settings().model_path)
+    probs = model.predict(x_test.astype("float32") / 255, batch_size=500, verbose=0)
+    top, hit = probs.max(axis=1), probs.argmax(axis=1) == y_test.ravel()
+    low = top <= np.sort(top)[len(top) // 10 - 1]          # the least confident tenth
+    assert low.sum() == len(top) // 10                      # no ties at the cut
+    return dict(low_tenth=hit[low].mean(), other_nine_tenths=hit[~low].mean())
+
+
 @pytest.fixture(scope="module")
-def right_answers(real_data):
-    return _right_answers(real_data)
+def right_answers(real_data, tmp_path_factory):
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("CIFAR10_ARTIFACTS", str(tmp_path_factory.mktemp("exercise-04")))
+        yield _right_answers(real_data) | {"04.1": _confidence_answers(real_data)}
 
 
 def test_every_self_check_is_tested_here(right_answers):

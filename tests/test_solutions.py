@@ -162,7 +162,7 @@ TRAINED = {"whole_filters": "model", "pooling": "pooled", "sgd": "sgd"}
 
 @pytest.fixture(scope="module")
 def sol03(tmp_path_factory):
-    read = {name: name for name in ["N_IMAGES", "EPOCHS", "results", "baseline", "summary"]}
+    read = {name: name for name in ["N_IMAGES", "EPOCHS", "results", "baseline", "summary", "seed_runs", "spread"]}
     read["kernels"] = "[keras.ops.convert_to_numpy(layer.kernel) for layer in model.layers[:2]]"
     read["pooled_dense_inputs"] = 'pooled.get_layer("dense_500").input.shape[-1]'
     read["pooled_params"] = "pooled.count_params()"
@@ -248,10 +248,18 @@ def test_sol03_prose_quotes_the_stored_run():
     assert f"SGD reached a validation accuracy of {sgd:.3f} after the 2 epochs, against Adam's {base:.3f}" in prose
     pooled_params = re.search(r"whole model ([\d,]+)", _stored_output(SOL03, "pooled = article_model(pooling=True)")).group(1)
     assert f"({pooled_params} parameters against 16,399,654)" in prose
-    row_a = re.search(r"A   the article's model \(notebook 03\) +(\d\.\d{3}) (\d\.\d{3}) (\d\.\d{3})",
-                      "\n".join(text_of(c.outputs) for c in nbformat.read(NOTEBOOK05, as_version=4).cells
-                                if c.cell_type == "code")).groups()
-    assert f"reached {row_a[0]}, {row_a[1]} and {row_a[2]}" in prose     # the spread quoted from notebook 05
+    seeds = re.search(r"three seeds: (\d\.\d{3}), (\d\.\d{3}), (\d\.\d{3}); spread \(largest - smallest\) (\d\.\d{3})",
+                      _stored_output(SOL03, "results = {\"the article's model\"")).groups()
+    assert f"the seed alone moved the unchanged model ({seeds[0]}, {seeds[1]} and {seeds[2]}, printed above)" in prose
+    assert f"a difference of {pooled - base:.3f}, well within the {seeds[3]} by which the seed alone moved" in prose
+    assert abs(pooled - base) < float(seeds[3])                   # "well within"
+    assert f"the difference it made here, {abs(whole - base):.3f}, is smaller than the {seeds[3]}" in prose
+    assert abs(whole - base) < float(seeds[3])
+    times = [int(t) for t in re.findall(r"trained in (\d+) s", "\n".join(
+        text_of(c.outputs) for c in nbformat.read(SOL03, as_version=4).cells if c.cell_type == "code"))]
+    pooled_s = int(re.search(r"trained in (\d+) s", _stored_output(SOL03, "results[\"max-pooling after each convolution\"]")).group(1))
+    others = [t for t in times if t != pooled_s]
+    assert f"it trained in {pooled_s} s against {min(others)} to {max(others)} s for the others" in prose
 
 
 def test_sol03_the_summary_is_each_variants_last_epoch(sol03):
@@ -266,6 +274,12 @@ def test_sol03_the_summary_is_each_variants_last_epoch(sol03):
         assert summary.loc[name, "validation accuracy"] == history["val_accuracy"][-1]
         assert summary.loc[name, "validation loss"] == history["val_loss"][-1]
     assert sol03["baseline"] == results["the article's model"]["val_accuracy"][-1]
+    # the seed spread: the baseline and the same model from two more seeds, at the same budget
+    runs = sol03["seed_runs"]
+    assert len(runs) == 3 and runs[0] == sol03["baseline"]
+    assert sol03["spread"] == pytest.approx(max(runs) - min(runs))
+    assert ("three seeds: " + ", ".join(f"{a:.3f}" for a in runs) + f"; spread (largest - smallest) {max(runs) - min(runs):.3f}"
+            in sol03.output("results = {\"the article's model\""))
 
 
 # ------------------------------------------------------------------ solution 04
@@ -273,7 +287,7 @@ def test_sol03_the_summary_is_each_variants_last_epoch(sol03):
 def sol04(real_data, tmp_path_factory):
     folder = tmp_path_factory.mktemp("sol04")
     read = {name: name for name in ["probs", "y_true", "y_pred", "top", "cut", "unsure", "y_naive",
-                                    "change", "f1", "gain", "predicted", "N_IMAGES", "EPOCHS"]}
+                                    "change", "f1", "gain", "predicted", "N_IMAGES", "EPOCHS", "SEEDS"]}
     read["types_pooling"] = "[type(layer).__name__ for layer in build(True).layers]"
     read["types_plain"] = "[type(layer).__name__ for layer in build(False).layers]"
     with pytest.MonkeyPatch.context() as mp:
@@ -325,32 +339,48 @@ def test_sol04_the_report_under_threshold_then_argmax(sol04):
 def test_sol04_per_class_f1_with_and_without_pooling(sol04):
     nb = sol04[0]
     y_true, predicted, f1, gain = nb["y_true"], nb["predicted"], nb["f1"], nb["gain"]
-    assert (nb["N_IMAGES"], nb["EPOCHS"]) == (1_000, 1)
+    seeds = nb["SEEDS"]
+    assert (nb["N_IMAGES"], nb["EPOCHS"]) == (1_000, 1) and len(seeds) == 3
     assert nb["types_plain"] == ["Conv2D", "Conv2D", "Flatten", "Dense", "Dense"]
     assert nb["types_pooling"] == ["Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten",
                                    "Dense", "Dense"]
-    np.testing.assert_allclose(f1["with pooling"], per_class_counts(y_true, predicted)[4])  # last trained
+    assert list(f1.columns) == [(m, s) for m in ("without pooling", "with pooling") for s in seeds]
+    np.testing.assert_allclose(f1["with pooling", seeds[-1]], per_class_counts(y_true, predicted)[4])  # last trained
     assert list(gain.index) == list(CLASS_NAMES)
-    np.testing.assert_allclose(gain["gain"], f1["with pooling"] - f1["without pooling"])
-    printed = nb.output("f1 = {}")
-    assert f"with pooling: test accuracy {(predicted == y_true).mean():.3f}" in printed
-    difference = f1["with pooling"] - f1["without pooling"]
-    best, worst = int(np.argmax(difference)), int(np.argmin(difference))
-    assert (f"largest gain: {CLASS_NAMES[best]} ({difference[best]:+.2f}); smallest: "
-            f"{CLASS_NAMES[worst]} ({difference[worst]:+.2f})" in printed)
+    change = f1["with pooling"] - f1["without pooling"]          # paired by seed
+    np.testing.assert_allclose(gain["change, mean"], change.mean(axis=1))
+    np.testing.assert_allclose(gain["sd of change"], change.std(axis=1, ddof=1))
+    np.testing.assert_allclose(gain[f"change, seed {seeds[0]} alone"], change[seeds[0]])
+    np.testing.assert_allclose(gain["with pooling"], f1["with pooling"].mean(axis=1))
+    printed = nb.output("f1 = pd.DataFrame(")
+    one = change[seeds[0]]
+    assert (f"seed {seeds[0]} alone: largest gain {one.idxmax()} ({one.max():+.2f}); smallest "
+            f"{one.idxmin()} ({one.min():+.2f})" in printed)
+    same_sign = (np.sign(change).nunique(axis=1) == 1)
+    clear = [c for c in CLASS_NAMES if same_sign[c] and abs(change.loc[c].mean()) > 2 * change.loc[c].std(ddof=1)]
+    assert ("beyond the spread (the same sign for all three seeds, mean more than 2 sd): "
+            + (", ".join(f"{c} {change.loc[c].mean():+.2f}" for c in clear) or "none")) in printed
+    trained = nb.output("SEEDS = [")
+    assert f"with pooling, seed {seeds[-1]}: test accuracy {(predicted == y_true).mean():.3f}" in trained
+    assert trained.count("test accuracy") == 6
 
 
 def test_sol04_prose_quotes_the_stored_run():
     """What solution 04's text says of the stored run is what the stored outputs show."""
     prose = " ".join(_markdown(SOL04).split())
-    best, worst = re.search(r"largest gain: (\w+) .*; smallest: (\w+) ",
-                                          _stored_output(SOL04, "f1 = {}")).groups()
-    gains = _stored_output(SOL04, "f1 = {}")
-    up, down = re.search(r"largest gain: \w+ \(\+(\d\.\d\d)\); smallest: \w+ \(-(\d\.\d\d)\)", gains).groups()
-    assert f"In this one run {best}'s F1 rose most (+{up}) and {worst}'s fell most (−{down})" in prose
-    before, after = re.findall(r"test accuracy (\d\.\d{3})", gains)
-    assert f"the test accuracy moved from {before} to {after}" in prose
-    assert "With one seed each, none of these is shown to be an effect" in prose
+    gains = _stored_output(SOL04, "f1 = pd.DataFrame(")
+    seed, best, up, worst, down = re.search(
+        r"seed (\d+) alone: largest gain (\w+) \(\+(\d\.\d\d)\); smallest (\w+) \(-(\d\.\d\d)\)", gains).groups()
+    assert f"With seed {seed} alone, {best}'s F1 rose most (+{up}) and {worst}'s fell most (−{down})" in prose
+    trained = _stored_output(SOL04, "SEEDS = [")
+    plain = re.findall(r"without pooling, seed \d+: test accuracy (\d\.\d{3})", trained)
+    pooled = re.findall(r"with pooling, seed \d+: test accuracy (\d\.\d{3})", trained)
+    assert f"the test accuracy moved from {plain[0]} to {pooled[0]}" in prose
+    assert f"without pooling {plain[0]}, {plain[1]} and {plain[2]}, with pooling {pooled[0]}, {pooled[1]} and {pooled[2]}" in prose
+    clear = re.search(r"mean more than 2 sd\): (.*)", gains).group(1)
+    assert clear == "horse +0.03, ship +0.06"                   # the two classes the prose names
+    assert "ship (+0.06, sd 0.02) and horse (+0.03, sd 0.01)" in prose
+    assert "**So, no:** a change of 0.05 in one class from one seed each is not to be trusted" in prose
     unsure, rest = re.findall(r"accuracy (\d\.\d{3}) on", _stored_output(SOL04, "cut = np.quantile("))
     assert f"(the full-mode model of notebook 03) {unsure} against {rest}" in prose
     change = dict(line.split() for line in _stored_output(SOL04, "change = (").splitlines()
