@@ -211,15 +211,17 @@ def load_history(settings: RunSettings) -> dict:
     return json.loads(settings.history_path.read_text())
 
 
-def load_best_model(settings: RunSettings, input_shape=(32, 32, 3), num_classes=10):
+def load_best_model(settings: RunSettings, input_shape=(32, 32, 3), num_classes=10, compile=True):
     """The best checkpoint notebook 03 saved (lowest validation loss).
 
     Refuses, with a clear message, a model that does not take CIFAR-10 images or
-    does not output one probability per class.
+    does not output one probability per class. `compile=False` loads the weights only, not the
+    optimiser's state (for the article's model, 131 MB less memory): enough to predict, not to
+    `evaluate` or train on.
     """
     _require(settings.model_path, "the best model", settings)
     try:
-        model = keras.models.load_model(settings.model_path)
+        model = keras.models.load_model(settings.model_path, compile=compile)
     except Exception as err:
         raise ValueError(
             f"{settings.model_path} could not be read as a Keras model ({type(err).__name__}: "

@@ -72,6 +72,11 @@ def test_the_checkpoint_holds_the_epoch_with_the_lowest_validation_loss(settings
     reloaded = load_best_model(settings)
     score = reloaded.evaluate(x_val, y_val, batch_size=32, verbose=0, return_dict=True)
     assert score["loss"] == pytest.approx(history["val_loss"][best], rel=1e-4)
+    # weights only (notebook 05 predicts with it): the same predictions, no optimiser state
+    light = load_best_model(settings, compile=False)
+    assert not light.compiled and reloaded.compiled and reloaded.optimizer.variables
+    np.testing.assert_allclose(light.predict(x_val[:32], verbose=0), reloaded.predict(x_val[:32], verbose=0),
+                               rtol=1e-6, atol=1e-7)
     saved = load_history(settings)                  # what notebook 04 plots: this very run
     assert saved.keys() == history.keys()
     for key in history:

@@ -44,6 +44,19 @@ def test_channel_order_matches_the_official_layout(batch_dir, real_data):
     assert image[0, 1, 0] == raw[1]                              # row-major: (row 0, col 1)
 
 
+def test_every_batch_lands_in_its_own_rows_in_file_order(batch_dir, real_data):
+    """Batch k of the training files becomes rows 10,000 k to 10,000 (k + 1); the test batch, the test set."""
+    (x_train, y_train), (x_test, y_test) = real_data
+    for k, name in enumerate(TRAIN_FILES + (TEST_FILE,)):
+        with open(batch_dir / name, "rb") as f:
+            batch = pickle.load(f, encoding="bytes")
+        images = batch[b"data"].reshape(-1, 3, 32, 32).transpose(0, 2, 3, 1)
+        x, y = (x_test, y_test) if name == TEST_FILE else (x_train[10_000 * k:10_000 * (k + 1)],
+                                                          y_train[10_000 * k:10_000 * (k + 1)])
+        assert np.array_equal(x, images), name
+        assert np.array_equal(y.ravel(), batch[b"labels"]), name
+
+
 @pytest.fixture(scope="module")
 def archive_folder(batch_dir, tmp_path_factory):
     """A folder that holds nothing but an archive laid out as the official one."""
@@ -194,6 +207,28 @@ def test_labels_and_images_disagree(copy_with):
 def test_wrong_number_of_images(copy_with):
     with pytest.raises(CIFAR10DataError, match=r"training files hold 49,000 images; CIFAR-10 has 50,000"):
         load_cifar10(copy_with({"data_batch_5": _batch(n=9_000)}))
+
+
+def test_train_false_reads_the_test_split_only(copy_with, real_data, archive_folder):
+    """Notebook 05 loads the test images alone at the end: the training files are not even read."""
+    folder = copy_with({"data_batch_2": _batch(n=9_000)})      # a bad training file
+    with pytest.raises(CIFAR10DataError, match="training files hold 49,000"):
+        load_cifar10(folder)
+    _, (x_test, y_test) = real_data
+    for source in (folder, archive_folder):
+        (x, y), (xt, yt) = load_cifar10(source, train=False)
+        assert x is None and y is None
+        assert np.array_equal(xt, x_test) and np.array_equal(yt, y_test)
+
+
+def test_too_many_training_images(copy_with):
+    with pytest.raises(CIFAR10DataError, match=r"training files hold 51,000 images; CIFAR-10 has 50,000"):
+        load_cifar10(copy_with({"data_batch_2": _batch(n=11_000)}))
+
+
+def test_too_few_test_images(copy_with):
+    with pytest.raises(CIFAR10DataError, match=r"test files hold 9,999 images; CIFAR-10 has 10,000"):
+        load_cifar10(copy_with({"test_batch": _batch(n=9_999)}))
 
 
 class _RunsCode:

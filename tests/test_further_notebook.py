@@ -23,7 +23,8 @@ READ = {
     "probs_new": "probs_new", "probs_new_flip": "probs_new_flip", "y_new": "y_new", "y_true": "y_true",
     "test_accuracy": "test_accuracy", "flip_accuracy": "flip_accuracy",
     # the mirror images, predicted again in the kernel with NumPy's own left-right flip
-    "mirror_probs": "best.predict(np.flip(x_test[:64], axis=2), verbose=0)",
+    "mirror_probs": "best.predict(np.flip(x_test_raw[:64], axis=2).astype('float32') / 255, verbose=0)",
+    "plain_probs": "best.predict(x_test_raw[-64:].astype('float32') / 255, verbose=0)",
     "top_prob": "top_prob", "wrong": "wrong", "worst": "worst", "new_pairs": "new_pairs",
     "article_minutes": "article_minutes", "budget": "budget", "fastest": "FASTEST",
     "final_lr_at_end": "float(final_model.optimizer.learning_rate)",
@@ -75,7 +76,7 @@ def test_no_cell_before_the_test_heading_can_reach_the_test_set():
             assert re.search(r"\bdel\b[^\n]*\b_\b", src), "the dropped test split must be deleted"
     assert loads == 1
     after = "".join(_source(c) for c in cells[heading[0]:] if c["cell_type"] == "code")
-    assert "_, (x_test_raw, y_test_raw) = helpers.load_cifar10()" in after
+    assert "_, (x_test_raw, y_test_raw) = helpers.load_cifar10(train=False)" in after   # the test split alone
 
 
 def test_every_fit_validates_on_the_validation_split_only():
@@ -130,6 +131,8 @@ def test_test_accuracy_and_flip_averaging_are_what_they_say(nb):
     assert len(y_true) == 10_000
     assert np.array_equal(nb["y_new"], probs.argmax(axis=1))
     assert nb["test_accuracy"] == pytest.approx((probs.argmax(axis=1) == y_true).mean())
+    # the notebook's batch-by-batch probabilities are the model's, image for image (the last 64 too)
+    np.testing.assert_allclose(probs[-64:], nb["plain_probs"], atol=1e-5)
     # flip averaging: the mean of the image's and its left-right mirror image's probabilities
     np.testing.assert_allclose(nb["probs_new_flip"][:64], (probs[:64] + nb["mirror_probs"]) / 2, atol=1e-5)
     assert nb["flip_accuracy"] == pytest.approx((nb["probs_new_flip"].argmax(axis=1) == y_true).mean())
