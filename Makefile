@@ -11,6 +11,7 @@
 #   make test-browser  the notebooks in JupyterLab in headless Chromium (needs apt chromium)
 #   make lab           open the series in JupyterLab with this environment's kernel
 #   make bench         measure the series on this machine (prints a table)
+#   make test-hub      a class on JupyterHub: 3 students (HUB_STUDENTS=N) run 01-04 at once through their own servers (needs npm; HUB_MODE=quick to try)
 
 PYTHON ?= python3
 VENV   := .venv
@@ -24,7 +25,7 @@ ifdef CLASS
 export CIFAR10_CLASS := $(CLASS)
 endif
 
-.PHONY: install data run run-further solutions test test-browser lab notebooks bench mutants clean
+.PHONY: install data run run-further solutions test test-browser lab notebooks bench mutants clean test-hub
 
 install: $(STAMP)
 
@@ -82,6 +83,12 @@ bench: data
 # one must make the test named for it fail.
 mutants: data
 	$(BIN)/python scripts/mutants.py
+
+test-hub: data
+	@command -v npm >/dev/null || { echo "make test-hub needs npm (with node 18 or later) for JupyterHub's proxy, configurable-http-proxy: install it (Debian: apt-get install npm) and retry." >&2; exit 1; }
+	$(BIN)/python -m pip install --quiet -r classroom/requirements-hub.txt
+	@test -x classroom/.proxy/node_modules/.bin/configurable-http-proxy || npm install --prefix classroom/.proxy --no-fund --no-audit --loglevel=error configurable-http-proxy@5.3.0
+	HUB_TEST=1 $(BIN)/python -m pytest --noconftest -p no:cacheprovider -s -v tests/hub
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
