@@ -221,6 +221,14 @@ def test_train_false_reads_the_test_split_only(copy_with, real_data, archive_fol
         assert np.array_equal(xt, x_test) and np.array_equal(yt, y_test)
 
 
+def test_train_false_does_not_even_open_the_training_files(copy_with, real_data):
+    folder = copy_with({"data_batch_2": b"<html>404 Not Found</html>" * 100})   # unreadable if read
+    with pytest.raises(CIFAR10DataError, match=r"data_batch_2: could not be read"):
+        load_cifar10(folder)
+    _, (xt, yt) = load_cifar10(folder, train=False)
+    assert np.array_equal(xt, real_data[1][0]) and np.array_equal(yt, real_data[1][1])
+
+
 def test_too_many_training_images(copy_with):
     with pytest.raises(CIFAR10DataError, match=r"training files hold 51,000 images; CIFAR-10 has 50,000"):
         load_cifar10(copy_with({"data_batch_2": _batch(n=11_000)}))
