@@ -40,7 +40,7 @@ with _quiet_stderr():
 
 from .artifacts import (BestModelCheckpoint, MissingArtifactError, load_best_model, load_history, own_artifacts_folder,
                         save_history, save_model_atomically)
-from .data import (CLASS_NAMES, NUM_CLASSES, CIFAR10DataError, convert_data_format,
+from .data import (CLASS_NAMES, NUM_CLASSES, CIFAR10DataError, ImageBatches, convert_data_format,
                    describe_source, load_cifar10)
 from .exercises import check_exercise
 from .model import build_article_model
@@ -49,7 +49,7 @@ from .plots import class_titles, plot_history, plot_image_grid, use_series_style
 from .settings import RunSettings, get_settings, short_path, split_train_val
 
 __all__ = [
-    "BestModelCheckpoint", "CLASS_NAMES", "NUM_CLASSES", "CIFAR10DataError", "LiveProgress", "MissingArtifactError", "RunSettings",
+    "BestModelCheckpoint", "CLASS_NAMES", "NUM_CLASSES", "CIFAR10DataError", "ImageBatches", "LiveProgress", "MissingArtifactError", "RunSettings",
     "build_article_model", "check_exercise", "class_titles", "convert_data_format", "describe_source",
     "get_settings", "load_best_model", "load_cifar10", "load_history", "own_artifacts_folder", "plot_history",
     "plot_image_grid", "save_history", "save_model_atomically", "short_path", "split_train_val", "use_series_style",

@@ -18,6 +18,7 @@ import pickle
 import tarfile
 from pathlib import Path, PurePosixPath
 
+import keras
 import numpy as np
 
 from .settings import short_path
@@ -271,3 +272,58 @@ def convert_data_format(x, y, num_classes=NUM_CLASSES):
     x /= 255.0  # in place: no second full-size copy
     y = keras.utils.to_categorical(np.asarray(y).reshape(-1), num_classes).astype("float32")
     return x, y
+
+
+class ImageBatches(keras.utils.PyDataset):
+    """The raw uint8 images and labels, served to `fit`, `evaluate` or `predict` one batch at a time.
+
+    Each batch is converted as it is served, by the series' `convert_data_format` (float32
+    in [0, 1], one-hot labels), so the float32 copy of the whole set is never made: 45,000
+    training images take 138 MB as uint8, 553 MB as float32. And Keras gets no array to
+    copy: given NumPy arrays, `fit` on the TensorFlow backend first copies them whole into
+    TensorFlow's memory (another 553 MB for those 45,000 float32 images).
+
+    `shuffle=True` (for training) draws a new random order of the images every epoch from a
+    generator seeded with `seed`, so each epoch's batches hold other images. (`fit` also
+    shuffles the order in which it asks for the batches, with Python's `random`, unless it
+    is given `shuffle=False`; `keras.utils.set_random_seed` seeds that too, so a re-run
+    from the same seeds sees the same batches in the same order.) `shuffle=False` (for
+    evaluating) serves the images in their order. Either way the last batch is shorter
+    when `batch_size` does not divide the number of images.
+    """
+
+    def __init__(self, x, y, batch_size, *, shuffle=False, seed=0, **kwargs):
+        super().__init__(**kwargs)
+        x, y = np.asarray(x), np.asarray(y)
+        if x.dtype != np.uint8 or x.ndim != 4:
+            raise TypeError(f"ImageBatches expects the uint8 images load_cifar10() returns, shape (N, 32, 32, 3); "
+                            f"got {x.dtype} of shape {x.shape}. Pass the raw images: it converts each batch itself.")
+        if y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1):
+            raise ValueError(f"ImageBatches expects class numbers, shape (N,) or (N, 1) as load_cifar10() returns; "
+                             f"got labels of shape {y.shape}. Pass the raw labels: it one-hot encodes each batch itself.")
+        if len(x) != len(y):
+            raise ValueError(f"{len(x)} images but {len(y)} labels: they must match one to one.")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size < 1:
+            raise ValueError(f"batch_size must be a whole number of images, 1 or more; got {batch_size!r}.")
+        self.x, self.y, self.batch_size, self.shuffle = x, y, int(batch_size), shuffle
+        self.rng = np.random.default_rng(seed)
+        self.order = self.rng.permutation(len(x)) if shuffle else np.arange(len(x))
+
+    def __len__(self):
+        return -(-len(self.x) // self.batch_size)   # batches per epoch, the last one maybe shorter
+
+    def __getitem__(self, index):
+        if not 0 <= index < len(self):
+            raise IndexError(f"batch {index} of {len(self)}")
+        # this batch's images, their indices sorted: the same images, read from memory in order
+        take = np.sort(self.order[index * self.batch_size:(index + 1) * self.batch_size])
+        return convert_data_format(self.transform(self.x[take]), self.y[take])
+
+    def transform(self, images):
+        """What happens to a batch's uint8 images before the conversion: nothing here. A subclass
+        (notebook 05's `AugmentedImages`) changes them here, and must return uint8 images again."""
+        return images
+
+    def on_epoch_end(self):
+        if self.shuffle:
+            self.order = self.rng.permutation(len(self.x))

@@ -17,12 +17,10 @@
 """
 from __future__ import annotations
 
-import math
-
 import keras
 import numpy as np
 
-from .data import convert_data_format
+from .data import ImageBatches
 from .model import build_article_model
 
 # --------------------------------------------------------------------------- multiply-adds
@@ -103,38 +101,21 @@ def augment(images, rng, pad=2, flip=True):
     return out
 
 
-class AugmentedImages(keras.utils.PyDataset):
-    """Batches for `model.fit` from the raw uint8 images and labels, reshuffled every epoch.
+class AugmentedImages(ImageBatches):
+    """`ImageBatches` for training, reshuffled every epoch and augmented as they are served.
 
-    Each batch is augmented as it is served, with its own random flips and shifts, so no
-    two epochs show the model the same pictures, and then converted by the series' own
-    `convert_data_format` (float32 in [0, 1], one-hot labels). Converting batch by batch
-    keeps only the uint8 images in memory (150 MB for 50,000, against 600 MB as float32).
-    `augment=False` serves the images as they are (shuffled), for variants without it;
-    `pad` and `flip` are passed on to `augment`.
+    Each batch gets its own random flips and shifts (`augment`, with `pad` and `flip`), so
+    no two epochs show the model the same pictures, and is then converted by the series'
+    own `convert_data_format`, like every `ImageBatches`. `augment=False` serves the images
+    as they are (shuffled), for the variants without augmentation.
     """
 
     def __init__(self, x, y, batch_size, seed=0, augment=True, pad=2, flip=True, **kwargs):
-        super().__init__(**kwargs)
-        if len(x) != len(y):
-            raise ValueError(f"{len(x)} images but {len(y)} labels: they must match one to one.")
-        self.x, self.y, self.batch_size, self.do_augment = x, y, int(batch_size), augment
-        self.pad, self.flip = pad, flip
-        self.rng = np.random.default_rng(seed)
-        self.order = self.rng.permutation(len(x))
+        super().__init__(x, y, batch_size, shuffle=True, seed=seed, **kwargs)
+        self.do_augment, self.pad, self.flip = augment, pad, flip
 
-    def __len__(self):
-        return math.ceil(len(self.x) / self.batch_size)
-
-    def __getitem__(self, index):
-        take = np.sort(self.order[index * self.batch_size:(index + 1) * self.batch_size])
-        x = self.x[take]
-        if self.do_augment:
-            x = augment(x, self.rng, pad=self.pad, flip=self.flip)
-        return convert_data_format(x, self.y[take])
-
-    def on_epoch_end(self):
-        self.order = self.rng.permutation(len(self.x))
+    def transform(self, images):
+        return augment(images, self.rng, pad=self.pad, flip=self.flip) if self.do_augment else images
 
 
 # --------------------------------------------------------------------------- the ablation as data

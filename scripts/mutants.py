@@ -201,7 +201,7 @@ MUTANTS = [
            'best_epoch = int(np.argmax(history["val_accuracy"])) + 1',
            (VALIDATION,), "test_the_probabilities_are_the_saved_models_and_each_accuracy_its_own_set"),
     Mutant("nb 04: 'test' accuracy measured on the validation images", NB04,
-           '"test": (x_test, y_test)}.items():', '"test": (x_val, y_val)}.items():',
+           '"test": (x_test_raw, y_test_raw)}.items():', '"test": (x_val, y_val)}.items():',
            (VALIDATION,), "test_the_probabilities_are_the_saved_models_and_each_accuracy_its_own_set"),
     # the worked solutions' own cells
     Mutant("sol 01: 'mirrored' reverses the colour channels, not the columns", SOL01,
@@ -359,6 +359,22 @@ MUTANTS = [
            "return float(correct[order[:tenth]].mean()), float(correct[order[tenth:]].mean())",
            "return float(correct[order[-tenth:]].mean()), float(correct[order[:-tenth]].mean())", (EXERCISES_TEST,),
            "test_the_right_answer_is_correct[04.1]"),
+    Mutant("ImageBatches converts the whole set up front as well (the float32 copy is back)", "helpers/data.py",
+           "self.x, self.y, self.batch_size, self.shuffle = x, y, int(batch_size), shuffle",
+           "self.x, self.y, self.batch_size, self.shuffle = x, y, int(batch_size), shuffle\n"
+           "        self.converted = convert_data_format(x, y)", (CONVERSION,),
+           "test_training_from_image_batches_never_holds_the_float32_training_set"),
+    Mutant("ImageBatches never reshuffles: every epoch in the first epoch's order", "helpers/data.py",
+           "        if self.shuffle:\n            self.order = self.rng.permutation(len(self.x))",
+           "        if self.shuffle and False:\n            self.order = self.rng.permutation(len(self.x))", (CONVERSION,),
+           "test_the_shuffle_is_new_every_epoch_and_the_same_for_the_same_seed"),
+    Mutant("ImageBatches drops the last, shorter batch", "helpers/data.py",
+           "return -(-len(self.x) // self.batch_size)", "return len(self.x) // self.batch_size", (CONVERSION,),
+           "test_image_batches_in_order_are_the_whole_conversion_bit_for_bit"),
+    Mutant("ImageBatches sorts a batch's images but not its labels", "helpers/data.py",
+           "self.transform(self.x[take]), self.y[take])",
+           "self.transform(self.x[take]), self.y[self.order[index * self.batch_size:(index + 1) * self.batch_size]])",
+           (CONVERSION,), "test_shuffled_image_batches_serve_each_image_once_with_its_own_label"),
 ]
 
 

@@ -236,3 +236,30 @@ def test_a_model_with_the_wrong_number_of_classes_is_refused(monkeypatch, tmp_pa
     with pytest.raises(ValueError, match=rf"gives outputs \(None, {outputs}\).*CIFAR-10 needs "
                                          r"\(None, 32, 32, 3\) -> \(None, 10\)"):
         load_best_model(settings)
+
+
+# ------------------------------------------------- notebooks 03 and 04 feed Keras batches
+
+
+def _code_cells(name):
+    import json
+    from pathlib import Path
+    nb = json.loads((Path(__file__).resolve().parent.parent / "notebooks" / name).read_text())
+    return ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+
+
+def test_notebooks_03_and_04_never_hold_the_training_set_as_float32():
+    """The per-student memory peak (docs/classroom-server.md) rests on this: notebook 03 trains and
+    notebook 04 evaluates from helpers.ImageBatches, and neither converts the training set at once."""
+    nb03, nb04 = _code_cells("03_model_building_and_training.ipynb"), _code_cells("04_model_validation.ipynb")
+    for cells in (nb03, nb04):
+        assert not any("convert_data_format(x_train_raw" in c or "convert_data_format(x_all" in c for c in cells)
+    data_cell = next(c for c in nb03 if "split_train_val(" in c)
+    assert "helpers.split_train_val(x_train_raw, y_train_raw, settings)" in data_cell
+    assert ("train_batches = helpers.ImageBatches(x_train, y_train, settings.batch_size, shuffle=True, "
+            "seed=settings.seed)") in data_cell
+    (fit_cell,) = [c for c in nb03 if ".fit(" in c]
+    assert "model.fit(train_batches, validation_data=(x_val, y_val), epochs=settings.epochs," in fit_cell
+    (evaluate_cell,) = [c for c in nb04 if ".evaluate(" in c]
+    assert "helpers.ImageBatches(x, y, batch_size=500)" in evaluate_cell
+    assert "model.evaluate(batches," in evaluate_cell
