@@ -421,7 +421,7 @@ class Classroom:
                "CLASSROOM_IP": "127.0.0.1", "CLASSROOM_PORT": str(self.port),
                "CLASSROOM_HUB_PORT": str(free_port()), "CLASSROOM_PROXY_API_PORT": str(free_port()),
                "CLASSROOM_STATE": str(state), "CLASSROOM_ADMIN_TOKEN": self.admin_token,
-               "CLASSROOM_AUTH": "dummy", "CLASSROOM_PASSWORD": self.password,
+               "CLASSROOM_AUTH": "shared-password", "CLASSROOM_PASSWORD": self.password,
                "CLASSROOM_DATA": str(data), "CLASSROOM_MODEL": str(model), "CLASSROOM_MODE": MODE,
                "CLASSROOM_HOMES": str(self.tmp / "homes"),
                "CONFIGPROXY_AUTH_TOKEN": secrets.token_hex(32)}
@@ -481,7 +481,7 @@ class Classroom:
         return http(method, f"{self.base}/hub/api{path}", token or self.admin_token, body, timeout)
 
     def login_with_password(self, name) -> dict:
-        """Log in through the hub's login form (DummyAuthenticator) with the right password and
+        """Log in through the hub's login form (SharedPasswordAuthenticator) with the right password and
         a wrong one, as a browser does: a redirect and a login cookie, then a refusal."""
         class NoRedirect(urllib.request.HTTPRedirectHandler):
             def redirect_request(self, *args, **kwargs):
