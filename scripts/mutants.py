@@ -375,6 +375,17 @@ MUTANTS = [
            "self.transform(self.x[take]), self.y[take])",
            "self.transform(self.x[take]), self.y[self.order[index * self.batch_size:(index + 1) * self.batch_size]])",
            (CONVERSION,), "test_shuffled_image_batches_serve_each_image_once_with_its_own_label"),
+    Mutant("ImageBatches accepts one-hot labels silently", "helpers/data.py",
+           "if y.ndim > 2 or (y.ndim == 2 and y.shape[1] != 1):", "if y.ndim > 2:", (CONVERSION,),
+           "test_image_batches_refuse_bad_input_naming_the_fix"),
+    Mutant("nb 03: training fed from the float32 arrays again", "notebooks/03_model_building_and_training.ipynb",
+           "history = model.fit(train_batches, validation_data=(x_val, y_val), epochs=settings.epochs,",
+           "history = model.fit(*helpers.convert_data_format(x_train, y_train), validation_data=(x_val, y_val), epochs=settings.epochs,",
+           (CONTRACT,), "test_notebooks_03_and_04_never_hold_the_training_set_as_float32"),
+    Mutant("nb 04: the training set converted whole before evaluating", NB04,
+           "batches = helpers.ImageBatches(x, y, batch_size=500)",
+           "batches = helpers.ImageBatches(x, y, batch_size=500); x_all, y_all = helpers.convert_data_format(x_train_raw, y_train_raw)",
+           (CONTRACT,), "test_notebooks_03_and_04_never_hold_the_training_set_as_float32"),
 ]
 
 
