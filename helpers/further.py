@@ -136,6 +136,8 @@ ARTICLE = {
     "augment": False,           # random flips and 2-pixel shifts of the training images
     "label_smoothing": 0.0,
     "logit_scale": 1.0,         # the logits are multiplied by this before the softmax
+    "identity_init": False,     # the blocks' convolutions start as identity maps (body "blocks" only)
+    "bias_lr_scale": 1.0,       # the batch-normalisation biases learn this many times faster (SGD only)
 }
 
 # (row, label, the row it starts from, the settings it changes). Every row names what it
@@ -158,6 +160,9 @@ ABLATION = [
     ("M", "+ label smoothing 0.2", "L", {"label_smoothing": 0.2}),
     ("N", "a fixed patch-whitening first layer instead of a trained one", "M", {"first_layer": "whitening"}),
     ("O", "wider blocks: 48, 192, 192 instead of 32, 64, 128", "N", {"widths": (48, 192, 192)}),
+    ("O1", "(side row) batch-norm biases learn 64 times faster", "O",
+     {"bias_lr_scale": 64.0}),
+    ("P", "the block convolutions start as identity maps", "O", {"identity_init": True}),
 ]
 
 
@@ -173,7 +178,7 @@ def ablation_configs() -> dict:
 
 
 # The final recipe: the ablation's last row, trained longer.
-RECIPE = ablation_configs()["O"]
+RECIPE = ablation_configs()[ABLATION[-1][0]]
 
 
 # --------------------------------------------------------------------------- building and compiling
@@ -242,7 +247,8 @@ def build_network(config, input_shape=(32, 32, 3), num_classes=10, whitening=Non
         raise ValueError("first_layer='whitening' needs its fixed weights: pass "
                          "whitening=whitening_filters(x_train).")
     if config["body"] == "article":
-        changed = {k for k in ("max_norm", "batch_norm", "first_layer", "weight_decay", "logit_scale")
+        changed = {k for k in ("max_norm", "batch_norm", "first_layer", "weight_decay", "logit_scale",
+                                    "identity_init", "bias_lr_scale")
                    if config[k] != ARTICLE[k]}
         if changed or config["head"] == "max":
             raise ValueError(f"body 'article' is notebook 03's model (helpers.build_article_model), with "
@@ -290,7 +296,27 @@ def build_network(config, input_shape=(32, 32, 3), num_classes=10, whitening=Non
     model = keras.Sequential(stack, name=name)
     if config["first_layer"] == "whitening":
         model.get_layer("whitening_conv").set_weights(list(whitening))
+    if config["identity_init"]:
+        for layer in model.layers:
+            if layer.name.startswith("block") and layer.name.endswith("_conv"):
+                layer.kernel.assign(identity_kernel(keras.ops.convert_to_numpy(layer.kernel)))
     return model
+
+
+def identity_kernel(kernel):
+    """A 3x3 convolution's kernel with its first filters replaced by identity maps.
+
+    Filter i (for i below both the input and the output channel count) becomes a single 1 at
+    the centre of its window, on input channel i: it copies channel i through unchanged. The
+    other filters keep their random start. A block then starts by passing its input on, and
+    training bends it away from that (`torch.nn.init.dirac_` does the same in PyTorch).
+    """
+    kernel = np.array(kernel, copy=True)
+    rows, cols, in_channels, filters = kernel.shape
+    n = min(in_channels, filters)
+    kernel[..., :n] = 0.0
+    kernel[rows // 2, cols // 2, np.arange(n), np.arange(n)] = 1.0
+    return kernel
 
 
 def restart_network(model, config, seed, whitening=None):
@@ -327,15 +353,42 @@ def compile_network(model, config, total_steps, jit_compile="auto"):
     if config["optimizer"] == "adam":
         optimizer = keras.optimizers.Adam(config["learning_rate"])
     elif config["optimizer"] == "sgd":
-        optimizer = one_cycle_sgd(config["learning_rate"], total_steps)
+        biases = [layer.beta.path for layer in _leaf_layers(model)
+                  if isinstance(layer, keras.layers.BatchNormalization) and layer.center]
+        optimizer = one_cycle_sgd(config["learning_rate"], total_steps,
+                                  bias_lr_scale=config["bias_lr_scale"], biases=biases)
     else:
         raise ValueError(f"unknown optimizer {config['optimizer']!r}: 'adam' or 'sgd'")
+    if config["optimizer"] != "sgd" and config["bias_lr_scale"] != 1.0:
+        raise ValueError("bias_lr_scale is a setting of the SGD optimiser; Adam takes one rate for all.")
     model.compile(optimizer=optimizer, metrics=["accuracy"], jit_compile=jit_compile,
                   loss=keras.losses.CategoricalCrossentropy(label_smoothing=config["label_smoothing"]))
     return model
 
 
-def one_cycle_sgd(peak_learning_rate, total_steps, warmup_fraction=0.2, momentum=0.9):
+@keras.saving.register_keras_serializable(package="cifar10_series")
+class BiasScaledSGD(keras.optimizers.SGD):
+    """Keras' SGD, with a larger learning rate for some variables: `biases` (their paths, as
+    `variable.path` gives them) learn `bias_lr_scale` times faster than the other weights."""
+
+    def __init__(self, *args, bias_lr_scale=1.0, biases=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.bias_lr_scale, self.biases = float(bias_lr_scale), list(biases)
+
+    def update_step(self, gradient, variable, learning_rate):
+        # a Keras variable has a path; on TensorFlow the optimiser is handed the tf.Variable
+        # inside it, whose name is that path followed by ":0"
+        path = getattr(variable, "path", None) or variable.name.split(":")[0]
+        if self.bias_lr_scale != 1.0 and path in self.biases:
+            learning_rate = learning_rate * self.bias_lr_scale
+        super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self):
+        return {**super().get_config(), "bias_lr_scale": self.bias_lr_scale, "biases": self.biases}
+
+
+def one_cycle_sgd(peak_learning_rate, total_steps, warmup_fraction=0.2, momentum=0.9,
+                  bias_lr_scale=1.0, biases=()):
     """SGD with Nesterov momentum; the learning rate climbs linearly from 0 to its peak over
     the first `warmup_fraction` of the steps, then falls along a cosine to 0 at the end.
 
@@ -350,4 +403,7 @@ def one_cycle_sgd(peak_learning_rate, total_steps, warmup_fraction=0.2, momentum
     schedule = keras.optimizers.schedules.CosineDecay(
         initial_learning_rate=0.0, warmup_target=peak_learning_rate, warmup_steps=warmup,
         decay_steps=max(1, total_steps - warmup), alpha=0.0)
-    return keras.optimizers.SGD(learning_rate=schedule, momentum=momentum, nesterov=True)
+    if bias_lr_scale == 1.0:
+        return keras.optimizers.SGD(learning_rate=schedule, momentum=momentum, nesterov=True)
+    return BiasScaledSGD(learning_rate=schedule, momentum=momentum, nesterov=True,
+                         bias_lr_scale=bias_lr_scale, biases=biases)

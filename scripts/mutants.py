@@ -386,6 +386,16 @@ MUTANTS = [
            "batches = helpers.ImageBatches(x, y, batch_size=500)",
            "batches = helpers.ImageBatches(x, y, batch_size=500); x_all, y_all = helpers.convert_data_format(x_train_raw, y_train_raw)",
            (CONTRACT,), "test_notebooks_03_and_04_never_hold_the_training_set_as_float32"),
+    Mutant("on TensorFlow the batch-norm biases learn at the common rate (their tf.Variable name has ':0')",
+           "helpers/further.py", 'or variable.name.split(":")[0]', "or variable.name", (FURTHER,),
+           "test_batch_norm_biases_take_steps_bias_lr_scale_times_larger"),
+    Mutant("the identity start puts its 1 in a corner of the window", "helpers/further.py",
+           "kernel[rows // 2, cols // 2, np.arange(n), np.arange(n)] = 1.0",
+           "kernel[0, 0, np.arange(n), np.arange(n)] = 1.0", (FURTHER,),
+           "test_identity_init_makes_each_block_convolution_copy_its_input_at_the_start"),
+    Mutant("the identity start leaves the other filters at zero", "helpers/further.py",
+           "kernel[..., :n] = 0.0", "kernel[...] = 0.0", (FURTHER,),
+           "test_identity_init_makes_each_block_convolution_copy_its_input_at_the_start"),
 ]
 
 

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from helpers import build_article_model, convert_data_format
-from helpers.further import (ABLATION, ARTICLE, RECIPE, AugmentedImages, ablation_configs, augment, restart_network,
+from helpers.further import (ABLATION, ARTICLE, RECIPE, AugmentedImages, BiasScaledSGD, ablation_configs, augment,
+                             identity_kernel, restart_network,
                              build_network, compile_network, count_macs, layer_macs, one_cycle_sgd,
                              whitening_filters)
 
@@ -87,6 +88,8 @@ def test_ablation_rows_answer_the_open_questions():
     assert rows["J0"] == ("J", {"batch_norm": False})               # and the larger one without it
     assert configs["J0"]["learning_rate"] == 0.4 and not configs["J0"]["batch_norm"]
     assert rows["K"][1] == {"weight_decay": 5e-4}                   # weight decay on, at its documented strength
+    assert rows["O1"] == ("O", {"bias_lr_scale": 64.0})             # airbench's faster batch-norm biases, tried
+    assert rows["P"] == ("O", {"identity_init": True})              # and the identity start, from O, not O1
 
 
 def test_the_recipe_is_the_last_row():
@@ -96,6 +99,7 @@ def test_the_recipe_is_the_last_row():
     assert RECIPE["first_layer"] == "whitening" and RECIPE["widths"] == (48, 192, 192)
     assert RECIPE["augment"] and RECIPE["label_smoothing"] == 0.2 and RECIPE["batch_norm"]
     assert RECIPE["logit_scale"] == 0.125
+    assert RECIPE["identity_init"] and RECIPE["bias_lr_scale"] == 1.0
 
 
 def test_ablation_configs_refuses_an_unknown_setting(monkeypatch):
@@ -158,7 +162,7 @@ def test_each_rows_network_costs_what_its_settings_say(whitening):
     assert all(macs[row] == small for row in "CDEFGHIJKLM") and macs["J0"] == small
     assert macs["N"] == (31 * 31 * 12 * 24 + 31 * 31 * 9 * 24 * 32 + 15 * 15 * 9 * 32 * 32 + 15 * 15 * 9 * 32 * 64
                          + 7 * 7 * 9 * 64 * 64 + 7 * 7 * 9 * 64 * 128 + 3 * 3 * 9 * 128 * 128 + 128 * 10)
-    assert macs["O"] == RECIPE_MACS
+    assert macs["O"] == macs["O1"] == macs["P"] == RECIPE_MACS
     with_bn = build_network(configs["H"])
     assert sum(isinstance(lay, keras.layers.BatchNormalization) for lay in with_bn.layers) == 7
     assert not any(isinstance(lay, keras.layers.BatchNormalization) for lay in build_network(configs["G"]).layers)
@@ -219,6 +223,83 @@ def test_one_cycle_rises_to_its_peak_then_falls_to_zero_at_the_last_step():
     assert 0 < lr[4] < 1e-3 and lr[5] == pytest.approx(0.0, abs=1e-7)
     with pytest.raises(ValueError, match="at least one training step"):
         one_cycle_sgd(0.2, total_steps=0)
+
+
+# --------------------------------------------------------------------------- identity start and bias rate
+
+def test_identity_init_makes_each_block_convolution_copy_its_input_at_the_start(whitening):
+    config = {**RECIPE, "identity_init": True}
+    model = build_network(config, whitening=whitening, seed=0)
+    plain = build_network({**config, "identity_init": False}, whitening=whitening, seed=0)
+    x = np.random.default_rng(0).normal(size=(2, 7, 7, 192)).astype("float32")
+    for name in ("block1b_conv", "block2b_conv", "block3b_conv"):          # width in = width out
+        layer = model.get_layer(name)
+        inputs = x[..., :layer.kernel.shape[2]]
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(layer(inputs)), inputs, atol=1e-6)
+        assert not np.allclose(keras.ops.convert_to_numpy(plain.get_layer(name)(inputs)), inputs, atol=0.1)
+    wider = model.get_layer("block1a_conv")                             # 24 channels in, 48 out
+    kernel = keras.ops.convert_to_numpy(wider.kernel)
+    out = keras.ops.convert_to_numpy(wider(x[..., :24]))
+    np.testing.assert_allclose(out[..., :24], x[..., :24], atol=1e-6)  # the first 24 copy their channel
+    assert np.array_equal(kernel[..., 24:], keras.ops.convert_to_numpy(plain.get_layer("block1a_conv").kernel)[..., 24:])
+    assert np.abs(kernel[..., 24:]).min() > 0                          # the other 24 keep their random start
+    # and a restart starts from the identity again
+    compile_network(model, config, total_steps=10, jit_compile=False)
+    model.get_layer("block2b_conv").kernel.assign(np.zeros((3, 3, 192, 192), "float32"))
+    restart_network(model, config, seed=0, whitening=whitening)
+    assert np.array_equal(keras.ops.convert_to_numpy(model.get_layer("block2b_conv").kernel),
+                          identity_kernel(np.zeros((3, 3, 192, 192), "float32")))
+
+
+def test_identity_kernel_is_a_centred_one_per_channel():
+    kernel = identity_kernel(np.full((3, 3, 2, 3), 7.0, "float32"))
+    expected = np.zeros((3, 3, 2, 2))
+    expected[1, 1] = np.eye(2)
+    assert np.array_equal(kernel[..., :2], expected) and np.all(kernel[..., 2] == 7.0)
+
+
+def test_batch_norm_biases_take_steps_bias_lr_scale_times_larger(whitening):
+    """Two networks from the same start, trained on the same two batches: the first step has
+    learning rate 0 (the warm-up starts there), so the second sees the same gradients in both,
+    and only the batch-normalisation biases move 64 times further in the scaled one."""
+    rng = np.random.default_rng(0)
+    x = rng.random((32, 32, 32, 3)).astype("float32")
+    y = keras.utils.to_categorical(np.arange(32) % 10, 10)
+    moved = {}
+    for scale in (1.0, 64.0):
+        config = {**RECIPE, "bias_lr_scale": scale}
+        model = compile_network(build_network(config, whitening=whitening, seed=0), config, 10, jit_compile=False)
+        start = {v.path: keras.ops.convert_to_numpy(v) for v in model.trainable_variables}
+        model.fit(x, y, batch_size=16, epochs=1, shuffle=False, verbose=0)
+        moved[scale] = {v.path.split("/", 1)[1]: keras.ops.convert_to_numpy(v) - start[v.path]
+                        for v in model.trainable_variables}
+    betas = [p for p in moved[1.0] if p.endswith("/beta")]
+    assert len(betas) == 6
+    for path, step in moved[1.0].items():
+        assert np.abs(step).max() > 0, path
+        ratio = 64.0 if path in betas else 1.0
+        np.testing.assert_allclose(moved[64.0][path], ratio * step, rtol=1e-3, atol=1e-7 * ratio, err_msg=path)
+
+
+def test_the_bias_scaled_optimiser_survives_saving(tmp_path, whitening):
+    config = {**RECIPE, "bias_lr_scale": 64.0}
+    model = compile_network(build_network(config, whitening=whitening, seed=0), config, 10, jit_compile=False)
+    assert isinstance(model.optimizer, BiasScaledSGD) and model.optimizer.bias_lr_scale == 64.0
+    assert sorted(model.optimizer.biases) == sorted(
+        v.path for v in model.trainable_variables if v.path.endswith("_bn/beta"))
+    model.optimizer.build(model.trainable_variables)        # as fit does: its momenta are saved too
+    model.save(tmp_path / "m.keras")
+    loaded = keras.saving.load_model(tmp_path / "m.keras")
+    assert isinstance(loaded.optimizer, BiasScaledSGD)
+    assert loaded.optimizer.bias_lr_scale == 64.0 and loaded.optimizer.biases == model.optimizer.biases
+    assert type(compile_network(build_network(RECIPE, whitening=whitening), RECIPE, 10).optimizer) is (
+        keras.optimizers.SGD if RECIPE["bias_lr_scale"] == 1.0 else BiasScaledSGD)
+
+
+def test_bias_lr_scale_needs_sgd():
+    config = {**ablation_configs()["E"], "bias_lr_scale": 64.0}
+    with pytest.raises(ValueError, match="bias_lr_scale is a setting of the SGD"):
+        compile_network(build_network(config), config, 10)
 
 
 # --------------------------------------------------------------------------- patch whitening
