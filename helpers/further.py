@@ -163,6 +163,7 @@ ABLATION = [
     ("O1", "(side row) batch-norm biases learn 64 times faster", "O",
      {"bias_lr_scale": 64.0}),
     ("P", "the block convolutions start as identity maps", "O", {"identity_init": True}),
+    ("Q", "peak learning rate 0.8 instead of 0.4", "P", {"learning_rate": 0.8}),
 ]
 
 

@@ -90,12 +90,13 @@ def test_ablation_rows_answer_the_open_questions():
     assert rows["K"][1] == {"weight_decay": 5e-4}                   # weight decay on, at its documented strength
     assert rows["O1"] == ("O", {"bias_lr_scale": 64.0})             # airbench's faster batch-norm biases, tried
     assert rows["P"] == ("O", {"identity_init": True})              # and the identity start, from O, not O1
+    assert rows["Q"] == ("P", {"learning_rate": 0.8})               # then twice the peak rate
 
 
 def test_the_recipe_is_the_last_row():
     assert RECIPE == ablation_configs()[ABLATION[-1][0]]
     assert RECIPE["weight_decay"] == 5e-4 and RECIPE["batch_size"] == 512
-    assert RECIPE["optimizer"] == "sgd" and RECIPE["learning_rate"] == 0.4
+    assert RECIPE["optimizer"] == "sgd" and RECIPE["learning_rate"] == 0.8
     assert RECIPE["first_layer"] == "whitening" and RECIPE["widths"] == (48, 192, 192)
     assert RECIPE["augment"] and RECIPE["label_smoothing"] == 0.2 and RECIPE["batch_norm"]
     assert RECIPE["logit_scale"] == 0.125
@@ -162,7 +163,7 @@ def test_each_rows_network_costs_what_its_settings_say(whitening):
     assert all(macs[row] == small for row in "CDEFGHIJKLM") and macs["J0"] == small
     assert macs["N"] == (31 * 31 * 12 * 24 + 31 * 31 * 9 * 24 * 32 + 15 * 15 * 9 * 32 * 32 + 15 * 15 * 9 * 32 * 64
                          + 7 * 7 * 9 * 64 * 64 + 7 * 7 * 9 * 64 * 128 + 3 * 3 * 9 * 128 * 128 + 128 * 10)
-    assert macs["O"] == macs["O1"] == macs["P"] == RECIPE_MACS
+    assert macs["O"] == macs["O1"] == macs["P"] == macs["Q"] == RECIPE_MACS
     with_bn = build_network(configs["H"])
     assert sum(isinstance(lay, keras.layers.BatchNormalization) for lay in with_bn.layers) == 7
     assert not any(isinstance(lay, keras.layers.BatchNormalization) for lay in build_network(configs["G"]).layers)
