@@ -13,7 +13,9 @@
   row, the article's model and the final recipe included; `restart_network(model, config, seed)`
   trains a compiled network again from another seed without compiling a new one;
 - `whitening_filters(images)`: the patch-whitening first layer's fixed weights;
-- `one_cycle_sgd(...)`: SGD with Nesterov momentum under a warm-up-then-cosine schedule.
+- `identity_kernel(kernel)`: the identity start of a block convolution (setting `identity_init`);
+- `one_cycle_sgd(...)`: SGD with Nesterov momentum under a warm-up-then-cosine schedule, as
+  `BiasScaledSGD` when the batch-normalisation offsets learn faster (setting `bias_lr_scale`).
 """
 from __future__ import annotations
 
@@ -249,7 +251,7 @@ def build_network(config, input_shape=(32, 32, 3), num_classes=10, whitening=Non
                          "whitening=whitening_filters(x_train).")
     if config["body"] == "article":
         changed = {k for k in ("max_norm", "batch_norm", "first_layer", "weight_decay", "logit_scale",
-                                    "identity_init", "bias_lr_scale")
+                               "identity_init", "bias_lr_scale")
                    if config[k] != ARTICLE[k]}
         if changed or config["head"] == "max":
             raise ValueError(f"body 'article' is notebook 03's model (helpers.build_article_model), with "
@@ -397,6 +399,8 @@ def one_cycle_sgd(peak_learning_rate, total_steps, warmup_fraction=0.2, momentum
     shrinks the weights by learning rate x decay at each step, outside the momentum), which
     at the same number is about ten times weaker than the usual L2 penalty with momentum 0.9.
     The series puts the usual L2 penalty on the kernels instead (`build_network`).
+    With `bias_lr_scale` other than 1 it returns a `BiasScaledSGD`, whose `biases` (variable
+    paths) learn that many times faster.
     """
     if total_steps < 1:
         raise ValueError(f"one_cycle_sgd() needs at least one training step, got {total_steps}.")
