@@ -65,7 +65,9 @@ def save_model_atomically(model, path) -> Path:
 
 
 class BestModelCheckpoint(keras.callbacks.Callback):
-    """Keep the model of the epoch with the lowest validation loss, never half-written.
+    """Keep the model of the epoch with the lowest validation loss (or the lowest value of
+    `monitor`: notebook 05's final model, which has no validation images, follows "loss"),
+    never half-written.
 
     Does what `keras.callbacks.ModelCheckpoint(path, monitor="val_loss",
     save_best_only=True)` does, with three differences that protect a model that took an

@@ -396,6 +396,13 @@ MUTANTS = [
     Mutant("the identity start leaves the other filters at zero", "helpers/further.py",
            "kernel[..., :n] = 0.0", "kernel[...] = 0.0", (FURTHER,),
            "test_identity_init_makes_each_block_convolution_copy_its_input_at_the_start"),
+    Mutant("nb 05: the final model learns from the 45,000 only, the validation images left out", NB05,
+           "x_final, y_final = np.concatenate([x_train, x_val_raw]), np.concatenate([y_train, y_val_raw])",
+           "x_final, y_final = x_train, y_train", (FURTHER_NB,),
+           "test_the_final_model_learns_from_the_training_and_validation_images"),
+    Mutant("nb 05: the final model's labels in the wrong order (validation labels first)", NB05,
+           "np.concatenate([y_train, y_val_raw])", "np.concatenate([y_val_raw, y_train])", (FURTHER_NB,),
+           "test_the_final_model_learns_from_the_training_and_validation_images"),
 ]
 
 

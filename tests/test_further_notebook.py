@@ -23,14 +23,16 @@ READ = {
     "probs_new": "probs_new", "probs_new_flip": "probs_new_flip", "y_new": "y_new", "y_true": "y_true",
     "test_accuracy": "test_accuracy", "flip_accuracy": "flip_accuracy",
     # the mirror images, predicted again in the kernel with NumPy's own left-right flip
-    "mirror_probs": "best.predict(np.flip(x_test_raw[:64], axis=2).astype('float32') / 255, verbose=0)",
-    "plain_probs": "best.predict(x_test_raw[-64:].astype('float32') / 255, verbose=0)",
+    "mirror_probs": "saved.predict(np.flip(x_test_raw[:64], axis=2).astype('float32') / 255, verbose=0)",
+    "plain_probs": "saved.predict(x_test_raw[-64:].astype('float32') / 255, verbose=0)",
     "top_prob": "top_prob", "wrong": "wrong", "worst": "worst", "new_pairs": "new_pairs",
     "article_minutes": "article_minutes", "budget": "budget", "fastest": "FASTEST",
     "final_lr_at_end": "float(final_model.optimizer.learning_rate)",
     "final_iterations": "int(final_model.optimizer.iterations)",
     "total_steps": "budget['final_epochs'] * steps_per_epoch",
-    "checkpoint_monitor": "checkpoint.monitor",
+    "checkpoint_monitor": "checkpoint.monitor", "checkpoint_epoch": "checkpoint.best_epoch",
+    "n_final": "len(x_final)", "final_head": "x_final[:8]", "final_tail": "x_final[-8:]",
+    "final_labels": "y_final.ravel()", "full_budget": "BUDGETS['full']",
     # last, since it trains: row B twice more, seeds 0 and 1, on 64 images for one epoch each
     "rows_compiled": "list(compiled)",
     "seeds_share_a_network": "train_row('B', configs['B'], 0, 'auto', 64, 1)[0] is "
@@ -79,12 +81,11 @@ def test_no_cell_before_the_test_heading_can_reach_the_test_set():
     assert "_, (x_test_raw, y_test_raw) = helpers.load_cifar10(train=False)" in after   # the test split alone
 
 
-def test_every_fit_validates_on_the_validation_split_only():
+def test_no_fit_validates_on_or_trains_on_the_test_set():
     code = "\n".join(_source(c) for c in _cells() if c["cell_type"] == "code")
     fits = re.findall(r"\.fit\((.*?)\)\n", code, flags=re.S)
-    validated = [f for f in fits if "validation_data" in f]
-    assert len(validated) == 1 and "validation_data=(x_val, y_val)" in validated[0]    # the final recipe
-    assert all("x_test" not in f for f in fits)
+    assert fits and all("x_test" not in f and "validation_data" not in f for f in fits)
+    assert sum("AugmentedImages(x_final, y_final" in f for f in fits) == 1            # the final recipe
 
 
 # --------------------------------------------------------------------------- dynamic: recomputed
@@ -157,7 +158,21 @@ def test_confident_mistakes_and_confused_pairs(nb):
 def test_the_final_learning_rate_reaches_zero_at_the_last_step(nb):
     assert nb["final_iterations"] == nb["total_steps"]
     assert nb["final_lr_at_end"] == pytest.approx(0.0, abs=1e-7)
-    assert nb["checkpoint_monitor"] == "val_loss"
+    assert nb["checkpoint_monitor"] == "loss"                # no held-out images are left
+    assert nb["checkpoint_epoch"] == nb["budget"]["final_epochs"]
+
+
+def test_the_final_model_learns_from_the_training_and_validation_images(nb, real_data):
+    """All 50,000 training images in full mode (the ablation's 45,000 and the 5,000 validation
+    images), in that order, with their own labels; and as many steps as 10 epochs of the 45,000."""
+    (x, y), _ = real_data
+    settings = get_settings()
+    assert nb["n_final"] == settings.n_train + settings.n_val
+    np.testing.assert_array_equal(nb["final_head"], x[:8])
+    np.testing.assert_array_equal(nb["final_tail"], x[-8:])            # the validation images come last
+    np.testing.assert_array_equal(nb["final_labels"][-settings.n_val:], nb["val_true"])
+    full_steps = nb["full_budget"]["final_epochs"] * -(-50_000 // 512)
+    assert abs(full_steps - 10 * -(-45_000 // 512)) <= 2
 
 
 def test_the_article_time_is_row_a_scaled_to_its_10_epochs(nb):
@@ -172,3 +187,34 @@ def test_the_ablation_compiles_one_network_per_row(nb):
     ones: TensorFlow keeps about 30 MB of every compiled training step."""
     assert nb["rows_compiled"] == [ABLATION[-1][0]]         # only the last row's network is kept
     assert nb["seeds_share_a_network"]
+
+
+# --------------------------------------------------------------------------- static: the prose quotes the stored run
+
+def _stored_text(marker):
+    """The text outputs of the one code cell whose source contains `marker`."""
+    cells = [c for c in _cells() if c["cell_type"] == "code" and marker in _source(c)]
+    assert len(cells) == 1, f"expected one code cell containing {marker!r}, found {len(cells)}"
+    return "".join("".join(o.get("text", "")) for o in cells[0].get("outputs", []))
+
+
+def test_the_headline_figures_in_the_prose_are_the_stored_runs():
+    """The title, the test-set cell's text, the summary and the README quote the stored outputs."""
+    tested = _stored_text("test_accuracy, flip_accuracy = ")
+    single = float(re.search(r"single view: (0\.\d{4})", tested).group(1))
+    flip = float(re.search(r"with flip averaging: +(0\.\d{4})", tested).group(1))
+    share = re.search(r"-> (\d+)% of its time", _stored_text("final_minutes = (time.perf_counter()")).group(1)
+    wrong = re.search(r"([\d,]+) test images misclassified", _stored_text("wrong = np.flatnonzero(")).group(1)
+    cells = [" ".join(_source(c).split()) for c in _cells() if c["cell_type"] == "markdown"]
+    title = next(c for c in cells if c.startswith("# 05"))
+    assert f"to {single:.1%}" in title
+    assert f"**{single:.4f}** of the test images" in " ".join(cells) and f"{flip:.4f} with flip averaging" in " ".join(cells)
+    summary = next(c for c in cells if "## What was tried and not adopted" in c)
+    assert f"reached {single:.4f} single-view test accuracy ({flip:.4f} with flip averaging" in summary
+    assert f"in {share}% of the article model's estimated training time" in summary
+    assert f"In the stored run {wrong} test images are misclassified" in summary
+    reached = single >= 0.88
+    assert ("was not reached" in summary) != reached        # the summary says whether the target was met
+    readme = " ".join((NOTEBOOK.parent.parent / "README.md").read_text().split())
+    assert f"to {single:.1%} single view ({flip:.1%} with flip averaging" in readme
+    assert f"in {share}% of its estimated training time" in readme
